@@ -1,0 +1,1 @@
+"""Exact circuit census (placeholder while the engine is written)."""

@@ -1,0 +1,203 @@
+"""Model and data files: the tool's own safetensors format, plain PyTorch state_dicts
+(loaded with ``weights_only=True``) and ``.npz`` evaluation sets.
+
+A safetensors model stores ``layers.{l}.weight`` (out x in) and ``layers.{l}.bias`` with
+metadata ``format=circuit-census``, ``activation``, ``output_activation`` and any extra
+string fields (task, seed, training outcome). No pickle is ever loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from circuit_census.network import InputError, Network, check_activation
+
+FORMAT = "circuit-census"
+
+
+def atomic_write(path: Path, write) -> None:
+    """Call ``write(tmp_path)`` then rename onto ``path``: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_model(path: Path, network: Network, metadata: Mapping[str, object] | None = None) -> None:
+    """Write ``network`` as a safetensors file with its architecture in the metadata."""
+    from safetensors.numpy import save_file
+
+    tensors = {}
+    for layer, (w, b) in enumerate(zip(network.weights, network.biases)):
+        tensors[f"layers.{layer}.weight"] = np.ascontiguousarray(w, dtype=np.float32)
+        tensors[f"layers.{layer}.bias"] = np.ascontiguousarray(b, dtype=np.float32)
+    meta = {
+        "format": FORMAT,
+        "sizes": json.dumps(list(network.sizes)),
+        "activation": network.activation,
+        "output_activation": network.output_activation,
+    }
+    for key, value in (metadata or {}).items():
+        meta[str(key)] = value if isinstance(value, str) else json.dumps(value)
+    atomic_write(Path(path), lambda tmp: save_file(tensors, str(tmp), metadata=meta))
+
+
+def read_metadata(path: Path) -> dict[str, str]:
+    """The string metadata of a safetensors model file."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="np") as f:
+        return dict(f.metadata() or {})
+
+
+def load_model(
+    path: Path, activation: str | None = None, output_activation: str | None = None
+) -> tuple[Network, dict[str, str]]:
+    """Load a model file and its metadata.
+
+    A safetensors file of this tool carries its activations; ``activation`` and
+    ``output_activation`` override them. A PyTorch state_dict (``.pt``/``.pth``/any other
+    file torch can read with ``weights_only=True``) needs ``activation`` (output defaults
+    to identity).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"model file {str(path)!r} does not exist or is not a file")
+    if activation is not None:
+        check_activation(activation)
+    if output_activation is not None:
+        check_activation(output_activation)
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    if zipfile.is_zipfile(path) or head[:1] == b"\x80":
+        tensors, meta = _read_state_dict(path), {}
+    else:
+        tensors, meta = _read_safetensors(path)
+    if meta.get("format") == FORMAT:
+        activation = activation or meta.get("activation")
+        output_activation = output_activation or meta.get("output_activation")
+    if activation is None:
+        raise InputError(
+            f"{path.name} does not say its hidden activation; pass --activation "
+            "(relu, leaky_relu, tanh, sigmoid or identity)"
+        )
+    layers = chain_layers(tensors, path.name)
+    return (
+        Network(
+            tuple(w for w, _ in layers),
+            tuple(b for _, b in layers),
+            activation,
+            output_activation or "identity",
+        ),
+        meta,
+    )
+
+
+def _read_safetensors(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="np") as f:
+            return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise InputError(
+            f"cannot read model file {path.name}: not a safetensors file or a PyTorch "
+            f"state_dict ({_first_line(exc)})"
+        ) from None
+
+
+def _read_state_dict(path: Path) -> dict[str, np.ndarray]:
+    import pickle
+
+    import torch
+
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise InputError(
+            f"refusing to load {path.name}: not a plain tensor state_dict ({_first_line(exc)})"
+        ) from None
+    if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise InputError(f"{path.name} is not a state_dict of tensors")
+    return {str(k): v.detach().to(torch.float64).numpy() for k, v in obj.items()}
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
+
+
+_WEIGHT = re.compile(r"^(.*)weight$")
+
+
+def chain_layers(tensors: Mapping[str, np.ndarray], name: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The 2-D ``*.weight`` tensors in key order, each with its ``*.bias``, checked to chain."""
+    layers = []
+    for key, value in tensors.items():
+        match = _WEIGHT.match(key)
+        if not match or np.ndim(value) != 2:
+            continue
+        bias_key = match.group(1) + "bias"
+        if bias_key not in tensors:
+            raise InputError(f"{name}: weight {key!r} has no matching {bias_key!r}")
+        layers.append((np.asarray(value, dtype=np.float64), np.asarray(tensors[bias_key])))
+    if not layers:
+        raise InputError(f"{name} holds no 2-D '*.weight' tensors")
+    for i, (w, b) in enumerate(layers):
+        if b.ndim != 1 or b.shape[0] != w.shape[0]:
+            raise InputError(f"{name}: layer {i} bias has shape {b.shape}, weight {w.shape}")
+        if i and w.shape[1] != layers[i - 1][0].shape[0]:
+            raise InputError(
+                f"{name}: weights do not chain: layer {i} takes {w.shape[1]} inputs but "
+                f"layer {i - 1} gives {layers[i - 1][0].shape[0]}"
+            )
+        if not (np.all(np.isfinite(w)) and np.all(np.isfinite(b))):
+            raise InputError(f"{name}: layer {i} has NaN or infinite weights")
+    return layers
+
+
+def load_data(path: Path, need_y: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    """Read ``x`` (and ``y``) from an ``.npz`` file, without pickles."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"data file {str(path)!r} does not exist or is not a file")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise InputError(f"cannot read data file {path.name}: {_first_line(exc)}") from None
+    if "x" not in arrays:
+        raise InputError(f"data file {path.name} has no array 'x'")
+    y = arrays.get("y")
+    if need_y and y is None:
+        raise InputError(f"the accuracy criterion needs targets: {path.name} has no array 'y'")
+    x = np.asarray(arrays["x"], dtype=np.float64)
+    if y is not None:
+        y = np.asarray(y, dtype=np.float64)
+        if y.ndim == 1:
+            y = y[:, None]
+    return x, y
+
+
+def save_data(path: Path, x: np.ndarray, y: np.ndarray) -> None:
+    """Write an evaluation set as ``.npz`` with arrays ``x`` and ``y``."""
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, x=np.asarray(x, dtype=np.float32), y=np.asarray(y, dtype=np.float32))
+
+    atomic_write(Path(path), write)
