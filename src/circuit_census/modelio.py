@@ -144,7 +144,9 @@ def _first_line(exc: BaseException) -> str:
 _WEIGHT = re.compile(r"^(.*)weight$")
 
 
-def chain_layers(tensors: Mapping[str, np.ndarray], name: str) -> list[tuple[np.ndarray, np.ndarray]]:
+def chain_layers(
+    tensors: Mapping[str, np.ndarray], name: str
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """The 2-D ``*.weight`` tensors in key order, each with its ``*.bias``, checked to chain."""
     layers = []
     for key, value in tensors.items():

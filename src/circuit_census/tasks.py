@@ -50,7 +50,7 @@ def corners(n_inputs: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Task:
-    """A Boolean function given by its truth table: ``table[k, o]`` is output ``o`` at corner ``k``."""
+    """A Boolean function by its truth table: ``table[k, o]`` is output ``o`` at corner ``k``."""
 
     name: str
     table: np.ndarray  # (2^n, m) of 0/1

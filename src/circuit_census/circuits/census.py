@@ -1,1 +1,740 @@
-"""Exact circuit census (placeholder while the engine is written)."""
+"""The exact census: every admissible circuit of a model, scored against the full model.
+
+The engine never runs one forward pass per circuit. It uses two facts:
+
+* given the edges into layers ``1..L-2`` (the *prefix*), the output's pre-activation is a
+  sum over the last hidden layer's nodes, each contributing a term that depends only on
+  that node's own edges (which senders it reads, which outputs it feeds), and
+* a sum of two halves can be scored for all pairs of halves at once: by one matrix
+  product for the mean squared error of an identity output (``|r_a + r_b|^2``), or by a
+  compiled loop that stops at the first points that already decide a pair otherwise.
+
+So the last hidden layer is split into an *outer* part enumerated one combination at a
+time and two halves ``A`` and ``B`` scored pairwise. Admissibility (every required node
+covered, the compatibility mode's exclusions) is a bitmask test on each pair. Work units
+(prefix, outer combination, block of A) form shards whose union is exactly the census.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from circuit_census.circuits import kernels
+from circuit_census.circuits.circuitfile import CircuitFileWriter
+from circuit_census.circuits.criteria import Criterion, check_ablation
+from circuit_census.circuits.space import CircuitSpace, popcount
+from circuit_census.network import InputError, Network, apply_activation, check_inputs
+
+DEFAULT_MAX_CANDIDATES = 10**10
+HALF_COMBOS = 1 << 16  # most combinations held for one half
+HALF_BYTES = 160 << 20  # and at most this much of their contributions
+BLOCK_ELEMENTS = 1 << 22  # pairs scored per kernel call
+RECHECK_BAND = 1e-11  # rounding bound (relative) within which the additive path re-sums
+
+
+@dataclass
+class CensusResult:
+    """The outcome of a census: counts, and the valid circuits as bitsets when collected.
+
+    ``valid`` holds every valid circuit (sorted by size, then bitset) unless more than the
+    ``collect`` limit were found; then it is ``None`` and ``n_valid`` still counts them all.
+    """
+
+    space: CircuitSpace
+    network: Network
+    n_candidates: int
+    n_valid: int
+    valid: np.ndarray | None
+    settings: dict
+    output: int | None = None
+    seconds: float = 0.0
+    shard: tuple[int, int] | None = None
+
+    def edge_masks(self, bits: np.ndarray, full_sizes: Sequence[int] | None = None) -> list:
+        """Per-layer 0/1 masks of one circuit; for a per-output census, in the orientation
+        of the full model's ``W_l`` when ``full_sizes`` is given (other outputs' rows 0)."""
+        masks = self.space.bits_to_masks(bits)
+        if full_sizes is not None and self.output is not None:
+            last = np.zeros((full_sizes[-1], full_sizes[-2]), dtype=np.uint8)
+            last[self.output] = masks[-1][0]
+            masks[-1] = last
+        return masks
+
+
+@dataclass
+class _Problem:
+    """Everything a census needs, with data points deduplicated and ordered."""
+
+    net: Network
+    space: CircuitSpace
+    x: np.ndarray  # (P, n_0) distinct points, in early-exit order
+    weight: np.ndarray  # (P,) how many samples each point stands for
+    reference: np.ndarray  # (P, m) full-model outputs (mse) or target bits (accuracy)
+    pre_reference: np.ndarray  # (P, m) full-model output pre-activations
+    means: list[np.ndarray]  # full-model mean of every node, per layer (zero ablation: zeros)
+    crit: Criterion
+    limit: float
+    n_samples: int
+
+
+@dataclass
+class _Group:
+    """All combinations of options of some units: what each covers, adds and switches on."""
+
+    cover: np.ndarray  # (n,) int64 bitmask of required nodes fed
+    bits: np.ndarray  # (n, n_words) uint64 edges
+    present: np.ndarray  # (n,) int64 number of last-hidden nodes kept
+    contrib: np.ndarray  # (n, P, m) float64 added to the output pre-activation
+
+
+@dataclass
+class _Prefix:
+    bits: np.ndarray  # (n_words,) edges into layers 1..L-2
+    values: np.ndarray  # (P, n_{L-2}) values of layer L-2 under the prefix circuit
+    active: np.ndarray  # (n_{L-2},) bool: nodes that must be fed onward (or may be, for inputs)
+    all_hidden: bool  # every hidden node of layers 1..L-2 kept
+
+
+@dataclass
+class _Totals:
+    candidates: int = 0
+    valid: int = 0
+    chunks: list = field(default_factory=list)
+    held: int = 0
+    overflow: bool = False
+
+
+def _prepare(
+    network: Network,
+    x: np.ndarray,
+    y: np.ndarray | None,
+    crit: Criterion,
+    ablation: str,
+) -> _Problem:
+    full = network.activations(x)
+    means = [h.mean(axis=0) if ablation == "mean" else np.zeros(h.shape[1]) for h in full]
+    if crit.needs_targets:
+        key = np.concatenate([x, y], axis=1)
+    else:
+        key = x
+    uniq, first, counts = np.unique(key, axis=0, return_index=True, return_counts=True)
+    del uniq
+    order = np.random.default_rng(0).permutation(len(first))
+    order = order[np.argsort(-counts[order], kind="stable")]  # heavy points decide first
+    idx = first[order]
+    m = network.sizes[-1]
+    if crit.needs_targets:
+        reference = y[idx]
+        limit = float(crit.max_wrong(len(x)))
+    else:
+        reference = full[-1][idx]
+        limit = crit.threshold * len(x) * m
+    return _Problem(
+        net=network,
+        space=CircuitSpace(network.sizes, crit.compat),
+        x=x[idx],
+        weight=counts[order].astype(np.float64),
+        reference=np.ascontiguousarray(reference, dtype=np.float64),
+        pre_reference=full[-2][idx] @ network.weights[-1].T + network.biases[-1],
+        means=means,
+        crit=crit,
+        limit=limit,
+        n_samples=len(x),
+    )
+
+
+def _subset_masks(members: np.ndarray, width: int) -> np.ndarray:
+    """All subsets of the nodes ``members`` as ``(2^k, width)`` booleans, empty set first."""
+    k = len(members)
+    combos = (np.arange(2**k)[:, None] >> np.arange(k)[None, :]) & 1
+    masks = np.zeros((2**k, width), dtype=bool)
+    masks[:, members] = combos.astype(bool)
+    return masks
+
+
+def _node_values(
+    w_row: np.ndarray, bias: float, h_prev: np.ndarray, mu_prev: np.ndarray,
+    subsets: np.ndarray, act: str,
+) -> np.ndarray:  # fmt: skip
+    """Value of one node over the points for each set of kept in-edges: ``(S, P)``."""
+    pre = bias + (subsets * w_row) @ h_prev.T + (((~subsets) * w_row) @ mu_prev)[:, None]
+    return apply_activation(act, pre)
+
+
+def _bitset(space: CircuitSpace, edges: Sequence[int]) -> np.ndarray:
+    bits = np.zeros(space.n_words, dtype=np.uint64)
+    for e in edges:
+        bits[e // 64] |= np.uint64(1) << np.uint64(e % 64)
+    return bits
+
+
+def _prefixes(pb: _Problem) -> Iterator[_Prefix]:
+    """Every admissible circuit of the layers before the last hidden one, with the values
+    of layer ``L-2`` it produces."""
+    net, space = pb.net, pb.space
+    L = net.n_layers
+    inputs_active = np.ones(net.sizes[0], dtype=bool)
+    start = _Prefix(np.zeros(space.n_words, dtype=np.uint64), pb.x, inputs_active, True)
+    if L <= 2:
+        yield start
+        return
+    yield from _extend_prefix(pb, start, 1, L - 2)
+
+
+def _extend_prefix(pb: _Problem, prefix: _Prefix, layer: int, last: int) -> Iterator[_Prefix]:
+    net, space = pb.net, pb.space
+    n_prev, n = net.sizes[layer - 1], net.sizes[layer]
+    w, b = net.weights[layer - 1], net.biases[layer - 1]
+    members = np.flatnonzero(prefix.active)
+    subsets = _subset_masks(members, n_prev)
+    values = [
+        _node_values(w[j], b[j], prefix.values, pb.means[layer - 1], subsets, net.activation)
+        for j in range(n)
+    ]
+    must_cover = layer > 1 or pb.crit.compat is not None
+    edge_bits = [
+        [
+            _bitset(space, [space.edge_index(layer - 1, j, i) for i in np.flatnonzero(s)])
+            for s in subsets
+        ]
+        for j in range(n)
+    ]
+    for choice in itertools.product(range(len(subsets)), repeat=n):
+        union = np.zeros(n_prev, dtype=bool)
+        for c in choice:
+            union |= subsets[c]
+        if must_cover and not np.array_equal(union, prefix.active):
+            continue
+        active = np.array([c != 0 for c in choice])
+        vals = np.stack([values[j][c] for j, c in enumerate(choice)], axis=1)
+        bits = prefix.bits.copy()
+        for j, c in enumerate(choice):
+            bits |= edge_bits[j][c]
+        nxt = _Prefix(bits, vals, active, prefix.all_hidden and bool(active.all()))
+        if layer == last:
+            yield nxt
+        else:
+            yield from _extend_prefix(pb, nxt, layer + 1, last)
+
+
+def _unit_options(pb: _Problem, prefix: _Prefix) -> tuple[list[_Group], int, int]:
+    """Options of each unit (a last-hidden node, or an input when there is no hidden
+    layer), the required cover mask, and the 'kept every hidden node' count to exclude."""
+    net, space = pb.net, pb.space
+    L, m = net.n_layers, net.sizes[-1]
+    w_out = net.weights[-1]
+    n_points = len(pb.x)
+    out_sets = [o for o in range(1, 2**m)]  # non-empty sets of outputs fed, as bitmasks
+    units: list[_Group] = []
+    if L == 1:
+        n_in = net.sizes[0]
+        first = 1 if pb.crit.compat else 0
+        for i in range(n_in):
+            opts = list(range(first, 2**m))
+            cover = np.array(opts, dtype=np.int64)
+            fed = ((np.array(opts)[:, None] >> np.arange(m)[None, :]) & 1).astype(bool)  # (k, m)
+            live = pb.x[:, i][None, :, None] * w_out[:, i][None, None, :]
+            dead = np.broadcast_to(pb.means[0][i] * w_out[:, i], (1, 1, m))
+            contrib = np.where(fed[:, None, :], live, dead)
+            bits = np.stack(
+                [
+                    _bitset(space, [space.edge_index(0, o, i) for o in range(m) if s >> o & 1])
+                    for s in opts
+                ]
+            )
+            units.append(_Group(cover, bits, np.zeros(len(opts), dtype=np.int64), contrib))
+        return units, 2**m - 1, -1
+
+    n_prev, k_units = net.sizes[-3], net.sizes[-2]
+    w_in, b_in = net.weights[-2], net.biases[-2]
+    members = np.flatnonzero(prefix.active)
+    subsets = _subset_masks(members, n_prev)[1:]  # non-empty sets of senders kept
+    must_cover = L > 2 or pb.crit.compat is not None
+    sub_cover = (subsets.astype(np.int64) << np.arange(n_prev)).sum(axis=1) * must_cover
+    mu_units = pb.means[-2]
+    fed = ((np.array(out_sets)[:, None] >> np.arange(m)[None, :]) & 1).astype(bool)
+    for j in range(k_units):
+        vals = _node_values(w_in[j], b_in[j], prefix.values, pb.means[-3], subsets, net.activation)
+        dead = mu_units[j] * w_out[:, j]  # (m,) what each output gets with the edge ablated
+        live = vals[:, :, None] * w_out[:, j][None, None, :]  # (S, P, m)
+        # option (s, o): senders s, outputs o; contrib (S*O, P, m)
+        contrib = np.where(fed[None, :, None, :], live[:, None, :, :], dead[None, None, None, :])
+        contrib = contrib.reshape(-1, n_points, m)
+        cover = (
+            sub_cover[:, None] | (np.array(out_sets, dtype=np.int64)[None, :] << n_prev)
+        ).reshape(-1)
+        in_bits = [
+            _bitset(space, [space.edge_index(L - 2, j, i) for i in np.flatnonzero(s)])
+            for s in subsets
+        ]
+        out_bits = [
+            _bitset(space, [space.edge_index(L - 1, o, j) for o in range(m) if s >> o & 1])
+            for s in out_sets
+        ]
+        bits = np.array([ib | ob for ib in in_bits for ob in out_bits], dtype=np.uint64)
+        bits = bits.reshape(-1, space.n_words)
+        absent = np.broadcast_to(dead, (1, n_points, m))
+        units.append(
+            _Group(
+                cover=np.concatenate([[0], cover]).astype(np.int64),
+                bits=np.concatenate([np.zeros((1, space.n_words), np.uint64), bits]),
+                present=np.concatenate([[0], np.ones(len(cover), dtype=np.int64)]),
+                contrib=np.concatenate([absent, contrib]),
+            )
+        )
+    prev_mask = (
+        int((prefix.active.astype(np.int64) << np.arange(n_prev)).sum()) if must_cover else 0
+    )
+    required = prev_mask | ((2**m - 1) << n_prev)
+    excluded = k_units if (pb.crit.compat and prefix.all_hidden) else -1
+    return units, required, excluded
+
+
+def _empty_group(pb: _Problem) -> _Group:
+    return _Group(
+        cover=np.zeros(1, dtype=np.int64),
+        bits=np.zeros((1, pb.space.n_words), dtype=np.uint64),
+        present=np.zeros(1, dtype=np.int64),
+        contrib=np.zeros((1, len(pb.x), pb.net.sizes[-1])),
+    )
+
+
+def _product(pb: _Problem, units: Sequence[_Group]) -> _Group:
+    """All combinations of the options of ``units`` (first unit varies slowest)."""
+    g = _empty_group(pb)
+    for u in units:
+        g = _Group(
+            cover=(g.cover[:, None] | u.cover[None, :]).reshape(-1),
+            bits=(g.bits[:, None, :] | u.bits[None, :, :]).reshape(-1, g.bits.shape[1]),
+            present=(g.present[:, None] + u.present[None, :]).reshape(-1),
+            contrib=(g.contrib[:, None] + u.contrib[None, :]).reshape(-1, *g.contrib.shape[1:]),
+        )
+    return g
+
+
+def _split(sizes: Sequence[int], per_combo_bytes: int) -> tuple[int, int]:
+    """Split units ``[0, k)`` as outer ``[0, i)``, half A ``[i, j)``, half B ``[j, k)``:
+    halves about equally large (pairs cost one step each, a half's combinations cost
+    memory), outer units only when the halves would exceed what is held at once."""
+    cap = max(2, min(HALF_COMBOS, HALF_BYTES // max(per_combo_bytes, 1)))
+    target = min(cap, max(2.0, math.sqrt(math.prod(sizes)) * 1.000001))
+    j, prod = len(sizes), 1
+    while j > 0 and prod * sizes[j - 1] <= target:
+        j -= 1
+        prod *= sizes[j]
+    if j == len(sizes) and sizes:  # a single unit larger than the target: B holds it alone
+        j -= 1
+    i, prod = j, 1
+    while i > 0 and prod * sizes[i - 1] <= cap:
+        i -= 1
+        prod *= sizes[i]
+    return i, j
+
+
+@dataclass
+class _Head:
+    outer: list[_Group]
+    units_a: list[_Group]
+    half_a: _Group
+    half_b: _Group
+    required: int
+    excluded: int
+    block: int
+
+    @property
+    def n_outer(self) -> int:
+        return math.prod(len(u.cover) for u in self.outer)
+
+    @property
+    def n_blocks(self) -> int:
+        return -(-len(self.half_a.cover) // self.block)
+
+
+def _head(pb: _Problem, prefix: _Prefix, collect: bool) -> _Head:
+    units, required, excluded = _unit_options(pb, prefix)
+    per_combo = len(pb.x) * pb.net.sizes[-1] * 8
+    i, j = _split([len(u.cover) for u in units], per_combo)
+    half_b = _product(pb, units[j:])
+    half_a = _product(pb, units[i:j])
+    block = max(1, min(len(half_a.cover), BLOCK_ELEMENTS // len(half_b.cover)))
+    if not collect:  # no pair matrix to hold: larger blocks, still fine-grained progress
+        block = max(block, -(-len(half_a.cover) // 64))
+    return _Head(units[:i], units[i:j], half_a, half_b, required, excluded, block)
+
+
+def _outer_combos(
+    pb: _Problem, head: _Head
+) -> Iterator[tuple[int, int, np.ndarray, int, np.ndarray]]:
+    """(cover, present, bits, index, contrib) of each combination of the outer units."""
+    ranges = [range(len(u.cover)) for u in head.outer]
+    for index, choice in enumerate(itertools.product(*ranges)):
+        cover, present = 0, 0
+        bits = np.zeros(pb.space.n_words, dtype=np.uint64)
+        contrib = np.zeros((len(pb.x), pb.net.sizes[-1]))
+        for u, c in zip(head.outer, choice):
+            cover |= int(u.cover[c])
+            present += int(u.present[c])
+            bits |= u.bits[c]
+            contrib = contrib + u.contrib[c]
+        yield cover, present, bits, index, contrib
+
+
+# Squared Lipschitz constants of the output activations (sigmoid' <= 1/4).
+LIPSCHITZ_SQ = {"relu": 1.0, "leaky_relu": 1.0, "tanh": 1.0, "sigmoid": 1.0 / 16.0, "identity": 1.0}
+
+
+class _Additive:
+    """What the additive mse kernel needs for one prefix: half B's terms, and the dot
+    products of every option of every unit of half A with every combination of half B."""
+
+    def __init__(self, pb: _Problem, head: _Head):
+        n_a, n_b = len(head.half_a.cover), len(head.half_b.cover)
+        self.root_w = np.sqrt(pb.weight)[:, None]
+        self.Z_a = np.ascontiguousarray(head.half_a.contrib.reshape(n_a, -1))
+        self.Z_b = np.ascontiguousarray(head.half_b.contrib.reshape(n_b, -1))
+        self.R_a = (head.half_a.contrib * self.root_w).reshape(n_a, -1)
+        R_b = (head.half_b.contrib * self.root_w).reshape(n_b, -1)
+        self.R_b = R_b
+        self.norm_b = np.einsum("ij,ij->i", R_b, R_b)
+        self.root_b = np.sqrt(self.norm_b)
+        units = [(u.contrib * self.root_w).reshape(len(u.cover), -1) for u in head.units_a]
+        self.E = np.ascontiguousarray(
+            np.concatenate([c @ R_b.T for c in units]) if units else np.zeros((1, n_b))
+        )
+        self.radix = np.array([len(u.cover) for u in head.units_a], dtype=np.int64)
+        self.offset = np.concatenate([[0], np.cumsum(self.radix)[:-1]]).astype(np.int64)
+        scale = np.zeros(1)
+        for c in units:
+            scale = (scale[:, None] + np.sqrt(np.einsum("ij,ij->i", c, c))[None, :]).reshape(-1)
+        self.unit_scale = scale
+        keys, self.ucount = np.unique(
+            np.stack([head.half_b.cover, head.half_b.present], axis=1), axis=0, return_counts=True
+        )
+        self.ucover = np.ascontiguousarray(keys[:, 0])
+        self.upresent = np.ascontiguousarray(keys[:, 1])
+        self.target = np.ascontiguousarray(pb.reference.reshape(-1))
+        self.weight = np.repeat(pb.weight, pb.net.sizes[-1])
+
+    def for_outer(self, pb: _Problem, outer_contrib: np.ndarray) -> tuple:
+        """Terms that depend on the outer units' combination: the constant part of the
+        pre-activation, its products with half B, and half A's squared distances."""
+        constant = outer_contrib + pb.net.biases[-1]
+        c0 = ((constant - pb.pre_reference) * self.root_w).reshape(-1)
+        shifted = self.R_a + c0
+        norm_a = np.einsum("ij,ij->i", shifted, shifted)
+        scale_a = self.unit_scale + np.sqrt(c0 @ c0)
+        return np.ascontiguousarray(constant.reshape(-1)), self.R_b @ c0, norm_a, scale_a
+
+
+def _score_block(
+    pb: _Problem, head: _Head, a0: int, a1: int, outer_contrib: np.ndarray, outer_cover: int,
+    outer_present: int, base_bits: np.ndarray, collect: bool, totals: _Totals,
+    limit_held: int | None,
+    sink: Callable[[np.ndarray], None] | None, additive: tuple | None,
+) -> int:  # fmt: skip
+    ha, hb = head.half_a, head.half_b
+    want = collect or sink is not None
+    out_valid = np.zeros((a1 - a0, len(hb.cover)) if want else (1, 1), dtype=np.uint8)
+    net = pb.net
+    if additive is not None:
+        add, (cz, E0, norm_a, scale_a) = additive
+        cover_a, present_a = ha.cover | outer_cover, ha.present + outer_present
+        kernel = kernels.score_pairs_additive
+        if (a1 - a0) * len(hb.cover) < kernels.PARALLEL_PAIRS:
+            kernel = kernels.score_pairs_additive_serial
+        valid = kernel(
+            add.E, E0, add.offset, add.radix, a0, a1, norm_a, scale_a, add.norm_b, add.root_b,
+            cover_a, hb.cover, present_a, hb.present,
+            head.required, head.excluded, pb.limit, RECHECK_BAND, add.Z_a, cz, add.Z_b,
+            add.target, add.weight, kernels.ACT_CODES[net.output_activation],
+            LIPSCHITZ_SQ[net.output_activation], want, out_valid,
+        )  # fmt: skip
+        cand = kernels.count_candidates(
+            cover_a[a0:a1], present_a[a0:a1], add.ucover, add.upresent, add.ucount,
+            head.required, head.excluded,
+        )  # fmt: skip
+    else:
+        crit = {
+            "mse": kernels.MSE,
+            "accuracy": kernels.ACCURACY_ROUNDED if pb.crit.compat else kernels.ACCURACY,
+        }[pb.crit.name]
+        U = np.ascontiguousarray(ha.contrib[a0:a1] + outer_contrib + net.biases[-1])
+        kernel = kernels.score_pairs_general
+        if (a1 - a0) * len(hb.cover) < kernels.PARALLEL_PAIRS:
+            kernel = kernels.score_pairs_general_serial
+        cand, valid = kernel(
+            U, hb.contrib, ha.cover[a0:a1] | outer_cover, hb.cover,
+            ha.present[a0:a1] + outer_present,
+            hb.present, head.required, head.excluded, pb.weight, pb.reference,
+            kernels.ACT_CODES[net.output_activation], crit, pb.limit, want, out_valid,
+        )  # fmt: skip
+    n_cand, n_valid = int(np.sum(cand)), int(valid.sum())
+    totals.candidates += n_cand
+    totals.valid += n_valid
+    if want and n_valid:
+        rows, cols = np.nonzero(out_valid)
+        bits = ha.bits[a0 + rows] | hb.bits[cols] | base_bits
+        if sink is not None:
+            sink(bits)
+        if collect and not totals.overflow:
+            if limit_held is not None and totals.held + len(bits) > limit_held:
+                totals.overflow = True
+                totals.chunks = []
+            else:
+                totals.chunks.append(bits)
+                totals.held += len(bits)
+    return n_cand
+
+
+def _run(
+    pb: _Problem, shard: tuple[int, int] | None, collect: bool, limit_held: int | None,
+    sink: Callable[[np.ndarray], None] | None, progress: Callable[[int], None] | None,
+) -> _Totals:  # fmt: skip
+    totals = _Totals()
+    index, (me, of) = 0, shard or (0, 1)
+    for prefix in _prefixes(pb):
+        head = _head(pb, prefix, collect or sink is not None)
+        n_items = head.n_outer * head.n_blocks
+        if (me - index) % of >= n_items:  # none of this prefix's work is ours
+            index += n_items
+            continue
+        additive = None
+        if pb.crit.name == "mse":
+            additive = _Additive(pb, head)
+        for cover, present, obits, _, contrib in _outer_combos(pb, head):
+            base = prefix.bits | obits
+            per_outer = None
+            for blk in range(head.n_blocks):
+                if index % of == me:
+                    if additive is not None and per_outer is None:
+                        per_outer = (additive, additive.for_outer(pb, contrib))
+                    a0 = blk * head.block
+                    a1 = min(a0 + head.block, len(head.half_a.cover))
+                    done = _score_block(
+                        pb, head, a0, a1, contrib, cover, present, base, collect, totals,
+                        limit_held, sink, per_outer,
+                    )  # fmt: skip
+                    if progress is not None:
+                        progress(done)
+                index += 1
+    return totals
+
+
+def _sorted(bits: np.ndarray) -> np.ndarray:
+    """Circuits by size, then by bitset (a canonical order)."""
+    if len(bits) == 0:
+        return bits
+    keys = [bits[:, w] for w in range(bits.shape[1] - 1, -1, -1)] + [popcount(bits)]
+    return bits[np.lexsort(keys)]
+
+
+def _resolve(
+    network: Network, x, y, output, crit: Criterion
+) -> tuple[Network, np.ndarray, np.ndarray | None, int | None]:
+    x = np.asarray(x, dtype=np.float64)
+    if y is not None:
+        y = np.asarray(y, dtype=np.float64)
+        if y.ndim == 1:
+            y = y[:, None]
+    check_inputs(network, x, y)
+    if crit.needs_targets and y is None:
+        raise InputError("the accuracy criterion needs targets y")
+    m = network.sizes[-1]
+    if output == "joint" or (output is None and m == 1):
+        return network, x, y, None
+    if output is None:
+        raise InputError(
+            f"the model has {m} outputs: take the census per output (output=0..{m - 1}, "
+            "or census_outputs) or jointly (output='joint')"
+        )
+    if not isinstance(output, (int, np.integer)) or not 0 <= output < m:
+        raise InputError(f"output must be 0..{m - 1} or 'joint', got {output!r}")
+    sub_y = None if y is None else y[:, output : output + 1]
+    return network.output_subnetwork(int(output)), x, sub_y, int(output)
+
+
+def census(
+    network: Network,
+    x: np.ndarray,
+    y: np.ndarray | None = None,
+    *,
+    ablation: str = "zero",
+    criterion: str = "mse",
+    threshold: float | None = None,
+    compat: str | None = None,
+    output: int | str | None = None,
+    max_candidates: int | None = DEFAULT_MAX_CANDIDATES,
+    collect: bool | int = True,
+    circuits_file: Path | None = None,
+    shard: tuple[int, int] | None = None,
+    workers: int = 1,
+    progress: Callable[[int, int], None] | None = None,
+) -> CensusResult:
+    """Exact census of ``network`` on evaluation inputs ``x`` (targets ``y`` for accuracy).
+
+    ``output``: an output index for a per-output census of a multi-output model, or
+    ``"joint"``. ``collect``: keep the valid circuits in memory (``True``), not at all
+    (``False``), or up to that many (an int; ``valid`` is ``None`` if more were found).
+    ``circuits_file``: stream every valid circuit to a compact file (see ``circuitfile``).
+    ``shard=(i, n)``: only shard ``i`` of ``n``; :func:`combine_results` joins shards.
+    ``workers``: local processes sharing the shards. ``progress(done, total)`` is called
+    as candidates are scored.
+    """
+    started = time.perf_counter()
+    check_ablation(ablation)
+    crit = Criterion.make(criterion, threshold, compat)
+    net, x, y, out = _resolve(network, x, y, output, crit)
+    if compat and net.n_layers < 2:
+        raise InputError("the meloux2025 mode needs at least one hidden layer")
+    space = CircuitSpace(net.sizes, compat)
+    total = space.count()
+    if max_candidates is not None and total > max_candidates:
+        raise InputError(
+            f"{total:,} candidate circuits exceed the limit of {max_candidates:,}; "
+            "raise it (--max-candidates) if you mean it"
+        )
+    if shard is not None:
+        i, n = shard
+        if not (isinstance(n, int) and n >= 1 and isinstance(i, int) and 0 <= i < n):
+            raise InputError(f"shard must be (i, n) with 0 <= i < n, got {shard}")
+    if workers < 1:
+        raise InputError("workers must be at least 1")
+    settings = {
+        "ablation": ablation,
+        "criterion": crit.name,
+        "threshold": crit.threshold,
+        "compat": compat,
+        "output": "joint" if output == "joint" else out,
+        "n_samples": int(len(x)),
+    }
+    limit_held = None if collect is True else (0 if collect is False else int(collect))
+    writer = CircuitFileWriter(circuits_file, space, {"output": out}) if circuits_file else None
+    try:
+        if workers > 1 and shard is None:
+            totals = _run_workers(
+                net, x, y, crit, ablation, workers, limit_held, writer, progress, total
+            )
+        else:
+            pb = _prepare(net, x, y, crit, ablation)
+            settings_total = total if shard is None else None
+            tick = None
+            if progress is not None:
+                state = {"done": 0}
+
+                def tick(n: int) -> None:
+                    state["done"] += n
+                    progress(state["done"], settings_total or total)
+
+            totals = _run(
+                pb, shard, collect is not False, limit_held, writer.add if writer else None, tick
+            )
+        if writer:
+            writer.close()
+    except BaseException:
+        if writer:
+            writer.discard()
+        raise
+    if shard is None and totals.candidates != total:
+        raise RuntimeError(f"engine scored {totals.candidates} candidates, expected {total}")
+    valid = None
+    if collect is not False and not totals.overflow:
+        chunks = totals.chunks or [np.zeros((0, space.n_words), dtype=np.uint64)]
+        valid = _sorted(np.concatenate(chunks))
+    settings["n_unique_points"] = int(len(np.unique(x, axis=0)))
+    return CensusResult(
+        space=space,
+        network=net,
+        n_candidates=totals.candidates,
+        n_valid=totals.valid,
+        valid=valid,
+        settings=settings,
+        output=out,
+        seconds=time.perf_counter() - started,
+        shard=shard,
+    )
+
+
+def _shard_job(args) -> tuple[int, int, np.ndarray | None, bool]:
+    net, x, y, crit, ablation, shard, limit_held, n_threads = args
+    try:
+        import numba
+
+        numba.set_num_threads(n_threads)
+    except (ImportError, ValueError):
+        pass
+    pb = _prepare(net, x, y, crit, ablation)
+    totals = _run(pb, shard, True, limit_held, None, None)
+    bits = None
+    if not totals.overflow:
+        bits = np.concatenate(totals.chunks) if totals.chunks else None
+    return totals.candidates, totals.valid, bits, totals.overflow
+
+
+def _run_workers(
+    net, x, y, crit, ablation, workers, limit_held, writer, progress, total
+) -> _Totals:
+    import multiprocessing
+    import os
+
+    n_threads = max(1, (os.cpu_count() or 1) // workers)
+    # a streaming file needs every circuit back; otherwise only what is kept in memory
+    held = None if writer is not None else limit_held
+    jobs = [(net, x, y, crit, ablation, (i, workers), held, n_threads) for i in range(workers)]
+    totals = _Totals()
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        for cand, valid, bits, overflow in pool.map(_shard_job, jobs):
+            totals.candidates += cand
+            totals.valid += valid
+            if progress is not None:
+                progress(totals.candidates, total)
+            if bits is not None and writer is not None:
+                writer.add(bits)
+            if overflow or totals.overflow:
+                totals.overflow = True
+                totals.chunks = []
+            elif bits is not None:
+                if limit_held is not None and totals.held + len(bits) > limit_held:
+                    totals.overflow = True
+                    totals.chunks = []
+                else:
+                    totals.chunks.append(bits)
+                    totals.held += len(bits)
+    return totals
+
+
+def combine_results(parts: Sequence[CensusResult]) -> CensusResult:
+    """Join the shards of one census into exactly the whole census."""
+    if not parts:
+        raise InputError("no census shards to combine")
+    first = parts[0]
+    shards = sorted(p.shard or (0, 1) for p in parts)
+    n = shards[0][1]
+    if shards != [(i, n) for i in range(n)]:
+        raise InputError(f"shards {shards} are not exactly 0..{n - 1} of {n}")
+    valid = None
+    if all(p.valid is not None for p in parts):
+        valid = _sorted(np.concatenate([p.valid for p in parts]))
+    return replace(
+        first,
+        n_candidates=sum(p.n_candidates for p in parts),
+        n_valid=sum(p.n_valid for p in parts),
+        valid=valid,
+        seconds=sum(p.seconds for p in parts),
+        shard=None,
+    )
+
+
+def census_outputs(
+    network: Network, x: np.ndarray, y: np.ndarray | None = None, **kwargs
+) -> list[CensusResult]:
+    """One census per output of a (multi-output) model."""
+    return [census(network, x, y, output=o, **kwargs) for o in range(network.sizes[-1])]

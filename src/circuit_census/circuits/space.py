@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from math import comb
 
 import numpy as np
@@ -27,7 +27,7 @@ def check_compat(compat: str | None) -> str | None:
     return compat
 
 
-@lru_cache(maxsize=None)
+@cache
 def covering_matrices(rows: int, cols: int, rows_covered: bool) -> int:
     """Number of ``rows x cols`` 0/1 matrices with no zero column (and, if ``rows_covered``,
     no zero row): the ways to wire ``rows`` senders to ``cols`` receivers that all get input."""

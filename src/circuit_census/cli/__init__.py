@@ -30,17 +30,32 @@ def fail(message: str) -> None:
     raise SystemExit(2)
 
 
+def _click_classes(name: str) -> tuple[type[BaseException], ...]:
+    """``name`` from click and from the copy of click that Typer may bundle."""
+    found = {getattr(click.exceptions, name)}
+    for cls in (typer.BadParameter, typer.Exit, typer.Abort):
+        found.update(c for c in cls.__mro__ if c.__name__ == name)
+    return tuple(found)
+
+
+_USAGE_ERRORS = _click_classes("ClickException")
+_EXITS = _click_classes("Exit")
+_ABORTS = _click_classes("Abort")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, turning user errors into one line and exit code 2."""
     try:
-        app(args=argv, standalone_mode=False)
+        result = app(args=argv, standalone_mode=False)
     except InputError as exc:
         fail(str(exc))
-    except click.exceptions.Abort:
+    except _ABORTS:
         fail("aborted")
-    except click.ClickException as exc:  # bad options, missing arguments, bad values
-        fail(exc.format_message().replace("\n", " "))
-    except click.exceptions.Exit as exc:
-        raise SystemExit(exc.exit_code) from None
+    except _USAGE_ERRORS as exc:  # bad options, missing arguments, bad values
+        fail(" ".join(exc.format_message().split()))
+    except _EXITS as exc:
+        raise SystemExit(getattr(exc, "exit_code", 0)) from None
     except KeyboardInterrupt:
         fail("interrupted")
+    if isinstance(result, int) and result:
+        raise SystemExit(result)

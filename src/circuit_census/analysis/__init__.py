@@ -1,0 +1,1 @@
+"""Statistics, figures and the report of a study."""

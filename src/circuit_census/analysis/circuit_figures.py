@@ -1,0 +1,587 @@
+"""Figures of one census: a circuit on its network, the minimal circuits, node and edge
+frequencies, and the valid circuits by size.
+
+Every ``plot_*`` function takes data and returns a Matplotlib :class:`~matplotlib.figure.
+Figure` (built without pyplot, so no global backend or figure registry is touched);
+:func:`save_figure` writes it as PNG and SVG atomically and :func:`write_census_figures`
+writes the whole set for a census result. Nodes are labelled ``x0`` (inputs), ``h1.2``
+(hidden layer 1, neuron 2) and ``y0`` (outputs); weights are blue when positive and red
+when negative, drawn wider the larger their magnitude; whatever lies outside a circuit is
+faded to light grey.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from matplotlib import rc_context
+from matplotlib.axes import Axes
+from matplotlib.colors import ListedColormap, Normalize
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
+
+from circuit_census.circuits.space import CircuitSpace, popcount
+from circuit_census.measures import Measures
+from circuit_census.modelio import atomic_write
+from circuit_census.network import InputError, Network
+
+if TYPE_CHECKING:  # pragma: no cover
+    from circuit_census.circuits.census import CensusResult
+
+FIGURE_DPI = 150
+POSITIVE = "#2166ac"  # blue
+NEGATIVE = "#c0392b"  # red
+FADED = "#c9c9c9"
+NODE_EDGE = "#222222"
+NODE_FILL = "#fff3c4"
+FADED_NODE_FILL = "#f2f2f2"
+FADED_TEXT = "#9a9a9a"
+FREQ_CMAP = "viridis"
+MAX_ANNOTATED_CELLS = 144
+WEIGHT_LABEL_MAX_EDGES = 40
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def node_label(layer: int, index: int, n_layers: int, output: int | None = None) -> str:
+    """``x{i}`` for inputs, ``h{layer}.{i}`` for hidden neurons, ``y{i}`` for outputs
+    (``y{output}`` for the single output of a per-output census)."""
+    if layer == 0:
+        return f"x{index}"
+    if layer == n_layers:
+        return f"y{output if output is not None else index}"
+    return f"h{layer}.{index}"
+
+
+def _as_masks(masks_or_bits, space: CircuitSpace) -> list[np.ndarray]:
+    """Per-layer boolean masks from masks or one bitset."""
+    if isinstance(masks_or_bits, np.ndarray) and masks_or_bits.dtype == np.uint64:
+        bits = masks_or_bits.reshape(-1)
+        if bits.size != space.n_words:
+            raise InputError(f"a circuit bitset has {space.n_words} words, got {bits.size}")
+        return [m.astype(bool) for m in space.bits_to_masks(bits)]
+    masks = [np.asarray(m).astype(bool) for m in masks_or_bits]
+    if [m.shape for m in masks] != list(space.layer_shapes):
+        raise InputError(
+            f"edge masks have shapes {[m.shape for m in masks]}; "
+            f"the network needs {list(space.layer_shapes)}"
+        )
+    return masks
+
+
+def _touched(masks: Sequence[np.ndarray], sizes: Sequence[int]) -> list[np.ndarray]:
+    """Per layer, which nodes the circuit's edges touch."""
+    out = []
+    for layer, n in enumerate(sizes):
+        t = np.zeros(n, dtype=bool)
+        if layer > 0:
+            t |= masks[layer - 1].any(axis=1)
+        if layer < len(masks):
+            t |= masks[layer].any(axis=0)
+        out.append(t)
+    return out
+
+
+def _positions(sizes: Sequence[int]) -> list[np.ndarray]:
+    """(x, y) of every node: layers left to right, each layer centred vertically."""
+    return [
+        np.column_stack([np.full(n, float(layer)), (n - 1) / 2.0 - np.arange(n, dtype=float)])
+        for layer, n in enumerate(sizes)
+    ]
+
+
+def _space_for(network: Network, space: CircuitSpace | None) -> CircuitSpace:
+    if space is None:
+        return CircuitSpace(network.sizes)
+    if tuple(space.sizes) != tuple(network.sizes):
+        raise InputError(f"circuit space {space.sizes} does not match the network {network.sizes}")
+    return space
+
+
+def _panel_size(sizes: Sequence[int]) -> tuple[float, float]:
+    return 1.7 * len(sizes) + 0.6, 0.8 * max(sizes) + 1.0
+
+
+def legend_handles() -> list[Line2D]:
+    """Legend entries shared by the circuit drawings."""
+    return [
+        Line2D([], [], color=POSITIVE, lw=2.5, label="positive weight"),
+        Line2D([], [], color=NEGATIVE, lw=2.5, label="negative weight"),
+        Line2D([], [], color=FADED, lw=2.5, ls=(0, (3, 2)), label="ablated edge"),
+        Line2D(
+            [],
+            [],
+            marker="o",
+            ls="",
+            markersize=10,
+            markerfacecolor=FADED_NODE_FILL,
+            markeredgecolor=FADED,
+            label="node outside circuit",
+        ),
+    ]
+
+
+def draw_circuit(
+    ax: Axes,
+    network: Network,
+    masks: Sequence[np.ndarray],
+    *,
+    output: int | None = None,
+    show_weights: bool = False,
+    show_biases: bool = False,
+    node_size: float = 700.0,
+    font_size: float = 8.0,
+) -> None:
+    """Draw ``network`` on ``ax`` with the circuit ``masks`` (per-layer booleans)
+    emphasised and everything else faded."""
+    sizes = network.sizes
+    pos = _positions(sizes)
+    touched = _touched(masks, sizes)
+    w_max = max(float(np.abs(w).max()) for w in network.weights) or 1.0
+    n_layers = len(network.weights)
+    for in_circuit in (False, True):  # faded edges first, circuit edges on top
+        for layer, w in enumerate(network.weights):
+            for j in range(w.shape[0]):
+                for i in range(w.shape[1]):
+                    if bool(masks[layer][j, i]) != in_circuit:
+                        continue
+                    (x0, y0), (x1, y1) = pos[layer][i], pos[layer + 1][j]
+                    mag = abs(float(w[j, i])) / w_max
+                    if in_circuit:
+                        color = POSITIVE if w[j, i] >= 0 else NEGATIVE
+                        ax.plot(
+                            [x0, x1],
+                            [y0, y1],
+                            color=color,
+                            lw=0.8 + 4.2 * mag,
+                            alpha=0.9,
+                            solid_capstyle="round",
+                            zorder=2,
+                        )
+                        if show_weights:
+                            t = 0.7
+                            ax.text(
+                                x0 + t * (x1 - x0),
+                                y0 + t * (y1 - y0),
+                                f"{w[j, i]:.2g}",
+                                fontsize=font_size - 1.5,
+                                color=color,
+                                ha="center",
+                                va="center",
+                                zorder=3,
+                                bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none"},
+                            )
+                    else:
+                        ax.plot(
+                            [x0, x1],
+                            [y0, y1],
+                            color=FADED,
+                            lw=0.6 + 2.0 * mag,
+                            alpha=0.7,
+                            ls=(0, (3, 2)),
+                            zorder=1,
+                        )
+    for layer, xy in enumerate(pos):
+        on = touched[layer]
+        ax.scatter(
+            xy[:, 0],
+            xy[:, 1],
+            s=node_size,
+            c=[NODE_FILL if o else FADED_NODE_FILL for o in on],
+            edgecolors=[NODE_EDGE if o else FADED for o in on],
+            linewidths=[1.8 if o else 1.0 for o in on],
+            zorder=4,
+        )
+        for i, (x, y) in enumerate(xy):
+            ax.text(
+                x,
+                y,
+                node_label(layer, i, n_layers, output),
+                ha="center",
+                va="center",
+                fontsize=font_size,
+                fontweight="bold" if on[i] else "normal",
+                color="black" if on[i] else FADED_TEXT,
+                zorder=5,
+            )
+            if show_biases and layer > 0:
+                ax.text(
+                    x,
+                    y - 0.34,
+                    f"b={network.biases[layer - 1][i]:.2g}",
+                    ha="center",
+                    va="top",
+                    fontsize=font_size - 1.5,
+                    color="#444444" if on[i] else FADED_TEXT,
+                    zorder=5,
+                )
+    top = (max(sizes) - 1) / 2.0
+    ax.set_xlim(-0.45, len(sizes) - 0.55)
+    ax.set_ylim(-top - (0.75 if show_biases else 0.5), top + 0.5)
+    ax.set_aspect("auto")
+    ax.axis("off")
+
+
+def _circuit_caption(masks: Sequence[np.ndarray], sizes: Sequence[int]) -> str:
+    edges = int(sum(int(m.sum()) for m in masks))
+    nodes = int(sum(int(t.sum()) for t in _touched(masks, sizes)))
+    return f"{edges} edges, {nodes} nodes"
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def plot_circuit(
+    network: Network,
+    masks_or_bits,
+    space: CircuitSpace | None = None,
+    *,
+    title: str | None = None,
+    output: int | None = None,
+    show_weights: bool | None = None,
+) -> Figure:
+    """The network as a layered graph with one circuit highlighted.
+
+    ``masks_or_bits``: per-layer 0/1 masks in the orientation of ``W_l``, or one uint64
+    bitset of ``space``. Edge width grows with ``|weight|``; colour gives the sign; edges
+    and nodes outside the circuit are faded (grey, dashed). Weights and biases are written
+    on the figure for networks of at most 40 edges unless ``show_weights`` says otherwise.
+    """
+    space = _space_for(network, space)
+    masks = _as_masks(masks_or_bits, space)
+    if show_weights is None:
+        show_weights = space.n_edges <= WEIGHT_LABEL_MAX_EDGES
+    w, h = _panel_size(network.sizes)
+    fig = Figure(figsize=(max(w + 0.8, 5.6), h + 1.2), layout="constrained")
+    ax = fig.add_subplot()
+    draw_circuit(
+        ax,
+        network,
+        masks,
+        output=output,
+        show_weights=show_weights,
+        show_biases=show_weights,
+        node_size=900,
+        font_size=9,
+    )
+    ax.set_title(
+        title if title is not None else f"circuit: {_circuit_caption(masks, network.sizes)}",
+        fontsize=11,
+    )
+    fig.legend(
+        handles=legend_handles(),
+        loc="outside lower center",
+        ncol=2,
+        fontsize=8,
+        frameon=False,
+    )
+    return fig
+
+
+def plot_minimal_grid(
+    network: Network,
+    minimal_bits: np.ndarray,
+    space: CircuitSpace | None = None,
+    *,
+    max_panels: int = 12,
+    ncols: int | None = None,
+    output: int | None = None,
+) -> Figure:
+    """A grid of the minimal circuits (the first ``max_panels``, in the given order); the
+    title says how many were left out."""
+    space = _space_for(network, space)
+    bits = np.asarray(minimal_bits, dtype=np.uint64).reshape(-1, space.n_words)
+    n = bits.shape[0]
+    shown = min(n, max(1, int(max_panels)))
+    cols = ncols or min(4, max(1, shown))
+    rows = max(1, math.ceil(shown / cols))
+    pw, ph = 1.15 * len(network.sizes) + 0.4, 0.62 * max(network.sizes) + 0.9
+    fig = Figure(figsize=(max(pw * cols, 5.6), ph * rows + 1.0), layout="constrained")
+    if n == 0:
+        ax = fig.add_subplot()
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no valid circuits: nothing is minimal", ha="center", va="center")
+        fig.suptitle("minimal circuits", fontsize=12)
+        return fig
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for k, ax in enumerate(axes.flat):
+        if k >= shown:
+            ax.axis("off")
+            continue
+        masks = [m.astype(bool) for m in space.bits_to_masks(bits[k])]
+        draw_circuit(ax, network, masks, output=output, node_size=480, font_size=7)
+        ax.set_title(f"#{k + 1}: {_circuit_caption(masks, network.sizes)}", fontsize=9)
+    noun = "circuit" if n == 1 else "circuits"
+    suffix = "" if shown == n else f" (first {shown} shown, {n - shown} left out)"
+    fig.suptitle(f"{n:,} minimal {noun}{suffix}", fontsize=12)
+    fig.legend(
+        handles=legend_handles(),
+        loc="outside lower center",
+        ncol=4 if fig.get_figwidth() >= 8 else 2,
+        fontsize=8,
+        frameon=False,
+    )
+    return fig
+
+
+def _annotate(
+    ax: Axes,
+    values: np.ndarray,
+    norm: Normalize,
+    names: list[list[str | None]] | None = None,
+    size: float = 8,
+) -> None:
+    """Write each cell's value (and name) on a heat map; skip cells named None."""
+    if values.size > MAX_ANNOTATED_CELLS:
+        return
+    for (r, c), v in np.ndenumerate(values):
+        if names is not None and names[r][c] is None:
+            continue
+        label = "n/a" if not np.isfinite(v) else f"{v:.2f}"
+        if names is not None:
+            label = f"{names[r][c]}\n{label}"
+        dark = np.isfinite(v) and norm(v) < 0.6
+        ax.text(
+            c,
+            r,
+            label,
+            ha="center",
+            va="center",
+            fontsize=size,
+            color="white" if dark else "black",
+        )
+
+
+def _heat(ax: Axes, values: np.ndarray, present: np.ndarray, norm: Normalize):
+    """A heat map of ``values`` where ``present``; NaN cells grey, absent cells blank."""
+    ax.imshow(
+        np.where(present & np.isnan(values), 1.0, np.nan),
+        cmap=ListedColormap(["#d9d9d9"]),
+        aspect="equal",
+        origin="upper",
+    )
+    return ax.imshow(
+        np.ma.masked_invalid(np.where(present, values, np.nan)),
+        cmap=FREQ_CMAP,
+        norm=norm,
+        aspect="equal",
+        origin="upper",
+    )
+
+
+def plot_frequency_heatmap(
+    measures: Measures, space: CircuitSpace, *, output: int | None = None
+) -> Figure:
+    """How often each node and each edge appears across the valid circuits.
+
+    Left, the nodes laid out like the network (one column per layer, inputs left); then
+    one heat map per weight layer ``W_l`` (receivers down, senders across), each cell
+    annotated with its fraction. Grey cells: undefined (no valid circuits)."""
+    sizes = space.sizes
+    n_layers = space.n_layers
+    norm = Normalize(0.0, 1.0)
+    rows = max(sizes)
+    # Nodes: rows = neuron index, columns = layers.
+    node_vals = np.full((rows, n_layers + 1), np.nan)
+    node_present = np.zeros_like(node_vals, dtype=bool)
+    names: list[list[str | None]] = [[None] * (n_layers + 1) for _ in range(rows)]
+    for layer, n in enumerate(sizes):
+        node_vals[:n, layer] = np.asarray(measures.node_frequency[layer], dtype=float)
+        node_present[:n, layer] = True
+        for i in range(n):
+            names[i][layer] = node_label(layer, i, n_layers, output)
+    cols = [n_layers + 1] + [sizes[layer] for layer in range(n_layers)]
+    cell = 0.62
+    width = sum(c * cell + 0.9 for c in cols) + 1.3
+    fig = Figure(figsize=(max(width, 6.0), rows * cell + 2.0), layout="constrained")
+    axes = fig.subplots(1, len(cols), width_ratios=cols)
+    ax = axes[0]
+    image = _heat(ax, node_vals, node_present, norm)
+    _annotate(ax, node_vals, norm, names=names, size=7)
+    layer_names = ["in"] + [f"h{k}" for k in range(1, n_layers)] + ["out"]
+    ax.set_xticks(range(n_layers + 1), layer_names, fontsize=8)
+    ax.set_yticks([])
+    ax.set_title("nodes", fontsize=10)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    ax.tick_params(length=0)
+    for layer in range(n_layers):
+        ax = axes[layer + 1]
+        freq = np.asarray(measures.edge_frequency[layer], dtype=float)
+        _heat(ax, freq, np.ones(freq.shape, dtype=bool), norm)
+        _annotate(ax, freq, norm, size=7.5)
+        senders = [node_label(layer, i, n_layers, output) for i in range(sizes[layer])]
+        receivers = [node_label(layer + 1, j, n_layers, output) for j in range(sizes[layer + 1])]
+        ax.set_xticks(range(len(senders)), senders, fontsize=8)
+        ax.set_yticks(range(len(receivers)), receivers, fontsize=8)
+        ax.set_xlabel("from", fontsize=8)
+        ax.set_ylabel("to", fontsize=8)
+        ax.set_title(f"edges W{layer + 1}", fontsize=10)
+        ax.tick_params(length=0)
+    bar = fig.colorbar(image, ax=list(axes), shrink=0.9, pad=0.02, aspect=25)
+    bar.set_label("fraction of valid circuits", fontsize=8)
+    bar.ax.tick_params(labelsize=7)
+    fig.suptitle(
+        f"node and edge frequency across {measures.n_valid:,} valid "
+        f"{'circuit' if measures.n_valid == 1 else 'circuits'}",
+        fontsize=11,
+    )
+    return fig
+
+
+def plot_size_distribution(
+    valid: np.ndarray,
+    space: CircuitSpace,
+    *,
+    minimal: np.ndarray | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Number of valid circuits by size (edges); minimal circuits marked when given."""
+    sizes = popcount(np.asarray(valid, dtype=np.uint64).reshape(-1, space.n_words))
+    counts = np.bincount(sizes, minlength=space.n_edges + 1)
+    min_counts = None
+    if minimal is not None:
+        msizes = popcount(np.asarray(minimal, dtype=np.uint64).reshape(-1, space.n_words))
+        min_counts = np.bincount(msizes, minlength=space.n_edges + 1)
+    fig = Figure(figsize=(max(6.0, 0.28 * space.n_edges + 2.5), 4.0), layout="constrained")
+    ax = fig.add_subplot()
+    ks = np.arange(space.n_edges + 1)
+    if sizes.size == 0:
+        ax.text(0.5, 0.5, "no valid circuits", ha="center", va="center", transform=ax.transAxes)
+        lo, hi = 0, space.n_edges
+    else:
+        lo, hi = int(sizes.min()), int(sizes.max())
+        ax.bar(ks, counts, width=0.8, color="#6c8ebf", label="valid circuits", zorder=2)
+        if min_counts is not None and min_counts.any():
+            ax.bar(
+                ks,
+                min_counts,
+                width=0.45,
+                color="#e8871e",
+                label="minimal circuits",
+                zorder=3,
+            )
+        nonzero = counts[counts > 0]
+        if nonzero.max() / nonzero.min() > 200:
+            ax.set_yscale("log")
+        if hi - lo <= 40:
+            for k in range(lo, hi + 1):
+                if counts[k]:
+                    ax.annotate(
+                        f"{counts[k]:,}",
+                        (k, counts[k]),
+                        xytext=(0, 2),
+                        textcoords="offset points",
+                        ha="center",
+                        va="bottom",
+                        fontsize=7,
+                    )
+        ax.legend(fontsize=8, frameon=False, loc="upper left")
+        ax.margins(y=0.15)
+    ax.set_xlim(lo - 0.8, hi + 0.8)
+    step = max(1, math.ceil((hi - lo + 1) / 25))
+    ax.set_xticks(range(lo, hi + 1, step))
+    if ax.get_yscale() == "linear":
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel(f"circuit size (edges, of {space.n_edges})")
+    ax.set_ylabel("number of circuits")
+    ax.grid(axis="y", color="#e5e5e5", zorder=0)
+    ax.set_axisbelow(True)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    n_min = "" if minimal is None else f", {int(np.asarray(minimal).shape[0]):,} minimal"
+    ax.set_title(title or f"valid circuits by size ({int(sizes.size):,} valid{n_min})")
+    return fig
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def save_figure(
+    fig: Figure, out_dir: Path | str, name: str, *, dpi: int = FIGURE_DPI
+) -> list[Path]:
+    """Write ``name.png`` and ``name.svg`` into ``out_dir`` atomically; return both paths.
+
+    The PNG is ``figure size x dpi`` pixels exactly (no tight bounding box; the figures
+    use constrained layout so nothing is clipped). SVG output is reproducible (fixed hash
+    salt, no date)."""
+    out_dir = Path(out_dir)
+    paths = []
+    for fmt, meta in (("png", {"Software": None}), ("svg", {"Date": None})):
+        path = out_dir / f"{name}.{fmt}"
+
+        def write(tmp: Path, fmt: str = fmt, meta: dict = meta) -> None:
+            with rc_context({"svg.hashsalt": "circuit-census", "svg.fonttype": "path"}):
+                fig.savefig(tmp, format=fmt, dpi=dpi, metadata=meta)
+
+        atomic_write(path, write)
+        paths.append(path)
+    return paths
+
+
+def write_census_figures(
+    result: CensusResult,
+    measures: Measures,
+    minimal: np.ndarray,
+    out_dir: Path | str,
+    *,
+    max_panels: int = 12,
+) -> list[Path]:
+    """Write every figure of a census into ``out_dir`` and return the files written:
+    ``circuit`` (the first minimal circuit on the network; the full network when nothing
+    is valid), ``minimal_circuits``, ``frequency`` and ``sizes``, each as PNG and SVG,
+    prefixed ``output{k}_`` for a per-output census."""
+    if result.valid is None:
+        raise InputError("census figures need the valid circuits; the census did not keep them")
+    space, network, output = result.space, result.network, result.output
+    prefix = f"output{output}_" if output is not None else ""
+    where = f" (output y{output})" if output is not None else ""
+    minimal = np.asarray(minimal, dtype=np.uint64).reshape(-1, space.n_words)
+    if minimal.shape[0]:
+        masks = space.bits_to_masks(minimal[0])
+        caption = _circuit_caption([m.astype(bool) for m in masks], network.sizes)
+        title = f"smallest minimal circuit{where}: {caption}"
+    else:
+        masks = [np.ones(shape, dtype=np.uint8) for shape in space.layer_shapes]
+        title = f"no valid circuit{where}: the full network"
+    figures = [
+        ("circuit", plot_circuit(network, masks, space, title=title, output=output)),
+        (
+            "minimal_circuits",
+            plot_minimal_grid(network, minimal, space, max_panels=max_panels, output=output),
+        ),
+        ("frequency", plot_frequency_heatmap(measures, space, output=output)),
+        (
+            "sizes",
+            plot_size_distribution(
+                result.valid,
+                space,
+                minimal=minimal,
+                title=f"valid circuits by size{where}: {measures.n_valid:,} valid, "
+                f"{measures.n_minimal:,} minimal",
+            ),
+        ),
+    ]
+    paths: list[Path] = []
+    for name, fig in figures:
+        paths += save_figure(fig, out_dir, prefix + name)
+    return paths
+
+
+__all__ = [
+    "FIGURE_DPI",
+    "draw_circuit",
+    "node_label",
+    "plot_circuit",
+    "plot_frequency_heatmap",
+    "plot_minimal_grid",
+    "plot_size_distribution",
+    "save_figure",
+    "write_census_figures",
+]

@@ -1,0 +1,295 @@
+"""``circuit-census census`` and ``circuit-census count``: take (or size up) an exact census."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import typer
+from rich.console import Console
+
+from circuit_census.circuits.census import DEFAULT_MAX_CANDIDATES, CensusResult, census
+from circuit_census.circuits.criteria import Criterion, check_ablation
+from circuit_census.circuits.space import CircuitSpace
+from circuit_census.cli import app
+from circuit_census.cli.progress import census_progress
+from circuit_census.modelio import atomic_write, load_data, load_model
+from circuit_census.network import InputError, Network, check_activation, check_inputs
+
+# Rough single-machine rate used for the estimate printed before a census starts.
+ESTIMATED_RATE = 5e7
+DEFAULT_MAX_LISTED = 10_000
+DEFAULT_MAX_MEASURED = 5_000_000
+
+
+def estimate_seconds(n_candidates: int) -> float:
+    """A rough duration for a census of ``n_candidates`` on two CPU cores."""
+    return n_candidates / ESTIMATED_RATE
+
+
+def _circuit_entries(result: CensusResult, bits: np.ndarray, full_sizes, cap: int) -> list:
+    return [
+        {"edge_masks": [m.tolist() for m in result.edge_masks(b, full_sizes)]} for b in bits[:cap]
+    ]
+
+
+def _result_dict(
+    result: CensusResult,
+    full_sizes,
+    max_listed: int,
+    measures,
+    minimal: np.ndarray | None,
+    circuits_file: Path | None,
+    note: str | None,
+) -> dict[str, Any]:
+    listed = (
+        []
+        if result.valid is None
+        else _circuit_entries(result, result.valid, full_sizes, max_listed)
+    )
+    out: dict[str, Any] = {
+        "n_candidates": result.n_candidates,
+        "n_valid": result.n_valid,
+        "valid_circuits": listed,
+        "n_listed": len(listed),
+        "n_left_out": result.n_valid - len(listed),
+        "circuits_file": None if circuits_file is None else circuits_file.name,
+    }
+    if result.output is not None:
+        out = {"output": result.output, **out}
+    if measures is not None:
+        out["n_minimal"] = measures.n_minimal
+        out["minimal_circuits"] = _circuit_entries(result, minimal, full_sizes, max_listed)
+        out["n_minimal_left_out"] = max(0, len(minimal) - max_listed)
+        out["measures"] = measures.to_dict()
+    else:
+        out["n_minimal"] = None
+        out["minimal_circuits"] = None
+        out["measures"] = None
+        out["measures_note"] = note
+    out["seconds"] = round(result.seconds, 6)
+    return out
+
+
+@app.command("census")
+def census_command(
+    model: Path = typer.Option(
+        ..., "--model", help="Model: a circuit-census .safetensors file or a PyTorch state_dict."
+    ),
+    data: Path = typer.Option(
+        ..., "--data", help=".npz evaluation set with x (and y for accuracy)."
+    ),
+    activation: str | None = typer.Option(
+        None,
+        "--activation",
+        help="Hidden activation (a state_dict needs it; overrides the file's).",
+    ),
+    output_activation: str | None = typer.Option(
+        None, "--output-activation", help="Output activation (default: the file's, else identity)."
+    ),
+    ablation: str = typer.Option("zero", "--ablation", help="zero or mean."),
+    criterion: str = typer.Option("mse", "--criterion", help="mse or accuracy."),
+    threshold: float | None = typer.Option(
+        None,
+        "--threshold",
+        help="mse: below it (default 0.05); accuracy: at least it (default 0.99).",
+    ),
+    compat: str | None = typer.Option(
+        None, "--compat", help="meloux2025: the reference code's circuit space and accuracy."
+    ),
+    output: Path | None = typer.Option(None, "--output", help="Write the census as JSON here."),
+    joint: bool = typer.Option(
+        False, "--joint", help="Multi-output model: also take the joint census of all outputs."
+    ),
+    max_candidates: int = typer.Option(
+        DEFAULT_MAX_CANDIDATES, "--max-candidates", help="Refuse larger censuses."
+    ),
+    max_listed: int = typer.Option(
+        DEFAULT_MAX_LISTED,
+        "--max-listed",
+        help="Most circuits listed in the JSON; the rest go to a .circuits file beside it.",
+    ),
+    max_measured: int = typer.Option(
+        DEFAULT_MAX_MEASURED,
+        "--max-measured",
+        help="Most valid circuits held in memory for minimal circuits and measures.",
+    ),
+    workers: int = typer.Option(1, "--workers", help="Local processes sharing the census."),
+    figures: Path | None = typer.Option(
+        None, "--figures", help="Write circuit figures (PNG and SVG) into this folder."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Take the exact census of every admissible circuit of a model."""
+    if max_listed < 0 or max_measured < 0:
+        raise InputError("--max-listed and --max-measured must be non-negative")
+    if workers < 1:
+        raise InputError("--workers must be at least 1")
+    check_ablation(ablation)
+    if activation is not None:
+        check_activation(activation)
+    if output_activation is not None:
+        check_activation(output_activation)
+    crit = Criterion.make(criterion, threshold, compat)
+    if output is not None and output.exists() and output.is_dir():
+        raise InputError(f"--output {output} is a folder; give a file name")
+    network, _ = load_model(model, activation, output_activation)
+    x, y = load_data(data, need_y=crit.needs_targets)
+    check_inputs(network, x, y)
+    m = network.sizes[-1]
+    console = Console(stderr=False, highlight=False)
+    targets: list[int | str | None] = [None] if m == 1 else list(range(m))
+    if joint and m > 1:
+        targets.append("joint")
+    entries: list[dict[str, Any]] = []
+    written: list[Path] = []
+    show = not quiet and sys.stderr.isatty()
+    try:
+        for target in targets:
+            sizes = network.sizes if target in (None, "joint") else network.sizes[:-1] + (1,)
+            total = CircuitSpace(sizes, compat).count()
+            label = (
+                "" if target is None else f"output {target}: " if target != "joint" else "joint: "
+            )
+            if total > max_candidates:
+                raise InputError(
+                    f"{label}{total:,} candidate circuits exceed "
+                    f"--max-candidates {max_candidates:,}"
+                )
+            if not quiet:
+                console.print(
+                    f"{label}{total:,} candidate circuits of {'-'.join(map(str, sizes))}; "
+                    f"estimated {_duration(estimate_seconds(total))}"
+                )
+            circuits_path = None
+            if output is not None:
+                suffix = "" if target is None else f".output{target}"
+                circuits_path = output.with_name(output.stem + suffix + ".circuits")
+            with census_progress(show and estimate_seconds(total) > 1.0, total, label) as tick:
+                result = census(
+                    network, x, y,
+                    ablation=ablation, criterion=crit.name, threshold=crit.threshold,
+                    compat=compat, output=target, max_candidates=max_candidates,
+                    collect=max_measured, circuits_file=circuits_path, workers=workers,
+                    progress=tick,
+                )  # fmt: skip
+            if circuits_path is not None:
+                if result.n_valid <= max_listed and result.valid is not None:
+                    circuits_path.unlink(missing_ok=True)
+                    circuits_path = None
+                else:
+                    written.append(circuits_path)
+            measures, minimal, note = _measures(result, max_measured)
+            entry = _result_dict(
+                result, network.sizes, max_listed, measures, minimal, circuits_path, note
+            )
+            entries.append(entry)
+            _print_summary(console, label, result, measures, note)
+            if figures is not None and measures is not None:
+                from circuit_census.analysis.circuit_figures import write_census_figures
+
+                written += write_census_figures(result, measures, minimal, figures)
+        if output is not None:
+            doc = _document(entries, targets, network, model, data, crit, ablation, compat, len(x))
+            text = json.dumps(doc, indent=1, allow_nan=False)
+            atomic_write(output, lambda tmp: tmp.write_text(text))
+            written.append(output)
+    except BaseException:
+        for path in written:
+            Path(path).unlink(missing_ok=True)
+        raise
+    if output is not None and not quiet:
+        console.print(f"wrote {output}")
+
+
+def _measures(result: CensusResult, max_measured: int):
+    if result.valid is None:
+        return (
+            None,
+            None,
+            (
+                f"{result.n_valid:,} valid circuits exceed --max-measured {max_measured:,}: "
+                "minimal circuits and measures were not computed"
+            ),
+        )
+    from circuit_census.measures import census_measures
+
+    measures, minimal = census_measures(result)
+    return measures, minimal, None
+
+
+def _document(entries, targets, network: Network, model, data, crit, ablation, compat, n) -> dict:
+    settings = {
+        "model": str(model),
+        "data": str(data),
+        "sizes": list(network.sizes),
+        "activation": network.activation,
+        "output_activation": network.output_activation,
+        "ablation": ablation,
+        "criterion": crit.name,
+        "threshold": crit.threshold,
+        "compat": compat,
+        "n_samples": n,
+    }
+    if targets == [None]:
+        return {**entries[0], "settings": settings}
+    per_output = [e for e, t in zip(entries, targets) if t != "joint"]
+    doc: dict[str, Any] = {"outputs": per_output, "settings": settings}
+    if "joint" in targets:
+        doc["joint"] = entries[-1]
+    return doc
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 1:
+        return "under a second"
+    if seconds < 120:
+        return f"about {seconds:.0f} s"
+    if seconds < 7200:
+        return f"about {seconds / 60:.0f} min"
+    return f"about {seconds / 3600:.1f} h"
+
+
+def _print_summary(console: Console, label: str, result: CensusResult, measures, note) -> None:
+    rate = result.n_candidates / result.seconds if result.seconds > 0 else float("inf")
+    console.print(
+        f"{label}[bold]{result.n_valid:,}[/bold] valid of {result.n_candidates:,} candidates "
+        f"({result.settings['criterion']} {result.settings['threshold']:g}, "
+        f"{result.settings['ablation']} ablation) in {result.seconds:.2f} s "
+        f"({rate:,.0f} candidates/s)"
+    )
+    if measures is not None:
+        for line in measures.summary_lines():
+            console.print(f"  {line}")
+    elif note:
+        console.print(f"  {note}")
+
+
+@app.command("count")
+def count_command(
+    hidden: str = typer.Option("4", "--hidden", help="Hidden widths: 16 or 4,4."),
+    inputs: int = typer.Option(2, "--inputs", help="Number of inputs."),
+    outputs: int = typer.Option(1, "--outputs", help="Number of outputs (counted per output)."),
+    compat: str | None = typer.Option(
+        None, "--compat", help="meloux2025: the reference code's space."
+    ),
+    joint: bool = typer.Option(
+        False, "--joint", help="Count the joint space of all outputs instead."
+    ),
+) -> None:
+    """Count the admissible circuits of an architecture exactly, without enumerating."""
+    from circuit_census.training import parse_hidden
+
+    widths = parse_hidden(hidden)
+    if inputs < 1 or outputs < 1:
+        raise InputError("--inputs and --outputs must be at least 1")
+    sizes = (inputs, *widths, outputs if joint else 1)
+    n = CircuitSpace(sizes, compat).count()
+    what = "" if outputs == 1 else "jointly" if joint else f"per output (x{outputs})"
+    typer.echo(
+        f"{'-'.join(map(str, sizes))}: {n:,} candidate circuits {what}; "
+        f"estimated census time {_duration(estimate_seconds(n))}"
+    )

@@ -1,0 +1,26 @@
+"""``circuit-census report DIR``: regenerate a study's report from its results store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from circuit_census.cli import app
+
+
+@app.command("report")
+def report(
+    study_dir: Path = typer.Argument(
+        ..., metavar="DIR", help="Study directory holding results.sqlite (written by a study run)."
+    ),
+    resamples: int = typer.Option(
+        9999, "--resamples", min=0, help="Bootstrap resamples for the confidence intervals."
+    ),
+) -> None:
+    """Write report.md, report.html and figures/ in DIR from its results store."""
+    from circuit_census.analysis.report import write_report
+
+    md_path, html_path = write_report(study_dir, n_resamples=resamples)
+    typer.echo(str(md_path))
+    typer.echo(str(html_path))

@@ -1,0 +1,202 @@
+"""``circuit-census study run|preset``, ``export`` and ``reproduce``."""
+
+from __future__ import annotations
+
+import csv
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from circuit_census.cli import app
+from circuit_census.network import InputError
+
+study_app = typer.Typer(
+    help="Run studies described by sweep files (TOML), or print a built-in one.",
+    no_args_is_help=True,
+)
+app.add_typer(study_app, name="study")
+
+DEFAULT_REPRODUCE_DIR = Path("circuit-census-study")
+EXPORT_FORMATS = ("csv", "parquet")
+# Scalars lifted from the measures JSON into the export (None where a row lacks them,
+# e.g. the overlap figures of a multi-output row, which are per output).
+EXPORT_MEASURES = (
+    "mean_jaccard",
+    "nested_fraction",
+    "n_disjoint_pairs",
+    "min_edges",
+    "min_nodes",
+    "pairs_estimated",
+)
+
+_WORKERS_HELP = "Local worker processes (default: one per CPU core; 1 = this process only)."
+_SCHEDULER_HELP = (
+    "Run on a Dask distributed cluster at this scheduler address (tcp://HOST:PORT) "
+    "instead of local processes; needs pip install 'circuit-census[dask]'."
+)
+
+
+def _show_progress(quiet: bool) -> bool:
+    return not quiet and sys.stderr.isatty()
+
+
+@study_app.command("run")
+def study_run(
+    sweep: Path = typer.Argument(..., help="Sweep file (TOML); see docs/study.md."),
+    out: Path = typer.Option(..., "--out", "-o", help="Study directory (created if needed)."),
+    workers: int | None = typer.Option(None, "--workers", "-j", help=_WORKERS_HELP),
+    scheduler: str | None = typer.Option(None, "--scheduler", help=_SCHEDULER_HELP),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Run a study (or resume it: finished rows are kept and skipped)."""
+    from circuit_census.experiments.runner import run_study
+    from circuit_census.experiments.sweeps import load_sweep
+
+    parsed = load_sweep(sweep)
+    summary = run_study(
+        parsed, out, workers=workers, scheduler=scheduler, progress=_show_progress(quiet)
+    )
+    typer.echo(summary.line())
+
+
+@study_app.command("preset")
+def study_preset(
+    name: str = typer.Argument(..., help="l1, orthogonality, capacity, task-complexity or all."),
+    quick: bool = typer.Option(False, "--quick", help="The quick scale (fewer seeds and levels)."),
+) -> None:
+    """Print a built-in experiment as a sweep file (TOML) to edit or run."""
+    from circuit_census.experiments.presets import PRESET_NAMES, preset_sweep
+
+    names = list(PRESET_NAMES) if name == "all" else name
+    typer.echo(preset_sweep(names, "quick" if quick else "default").to_toml(), nl=False)
+
+
+@app.command("export")
+def export(
+    study_dir: Path = typer.Argument(..., help="Study directory (holding results.sqlite)."),
+    fmt: str = typer.Option("csv", "--format", "-f", help="csv or parquet."),
+    output: Path = typer.Option(..., "--output", "-o", help="File to write."),
+    experiment: str | None = typer.Option(None, "--experiment", help="Only this experiment."),
+) -> None:
+    """Write the study's results, one row per (condition, seed), as CSV or Parquet."""
+    n = export_rows(study_dir, fmt, output, experiment)
+    typer.echo(f"wrote {n} rows to {output}")
+
+
+def export_columns() -> list[str]:
+    from circuit_census.experiments.store import COLUMN_NAMES
+
+    return [c for c in COLUMN_NAMES if c not in ("measures", "settings")] + list(EXPORT_MEASURES)
+
+
+def export_rows(study_dir: Path, fmt: str, output: Path, experiment: str | None = None) -> int:
+    """Export a study's rows; returns how many were written."""
+    from circuit_census.experiments.store import STORE_NAME, Store
+    from circuit_census.modelio import atomic_write
+
+    if fmt not in EXPORT_FORMATS:
+        raise InputError(f"unknown export format {fmt!r}; choose csv or parquet")
+    study_dir = Path(study_dir)
+    path = study_dir / STORE_NAME
+    if not path.is_file():
+        raise InputError(f"{study_dir}: no results store ({STORE_NAME}); run a study there first")
+    if Path(output).is_dir():
+        raise InputError(f"--output {output} is a directory; give a file name")
+    with Store(path) as store:
+        rows = store.rows(experiment)
+    if experiment is not None and not rows:
+        raise InputError(f"{study_dir}: no rows for experiment {experiment!r}")
+    columns = export_columns()
+    table = []
+    for row in rows:
+        measures = row.get("measures") or {}
+        flat = {c: row.get(c) for c in columns if c not in EXPORT_MEASURES}
+        flat.update({c: measures.get(c) for c in EXPORT_MEASURES})
+        table.append(flat)
+    if fmt == "csv":
+        atomic_write(Path(output), lambda tmp: _write_csv(tmp, columns, table))
+    else:
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            raise InputError(
+                "Parquet export needs pyarrow: pip install 'circuit-census[parquet]'"
+            ) from None
+        atomic_write(Path(output), lambda tmp: _write_parquet(tmp, columns, table))
+    return len(table)
+
+
+def _csv_value(v: Any) -> Any:
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return repr(v)
+    return v
+
+
+def _write_csv(path: Path, columns: list[str], table: list[dict]) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(columns)
+        for row in table:
+            writer.writerow([_csv_value(row[c]) for c in columns])
+
+
+def _arrow_type(name: str):
+    import pyarrow as pa
+
+    from circuit_census.experiments.store import BOOL_COLUMNS, COLUMNS
+
+    types = dict(COLUMNS)
+    if name in BOOL_COLUMNS or name == "pairs_estimated":
+        return pa.bool_()
+    if name in ("mean_jaccard", "nested_fraction"):
+        return pa.float64()
+    if name in ("n_disjoint_pairs", "min_edges", "min_nodes"):
+        return pa.int64()
+    kind = types.get(name, "TEXT").split()[0]
+    return {"TEXT": pa.string(), "REAL": pa.float64(), "INTEGER": pa.int64()}[kind]
+
+
+def _write_parquet(path: Path, columns: list[str], table: list[dict]) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pa.schema([(c, _arrow_type(c)) for c in columns])
+    data = pa.Table.from_pylist(table, schema=schema)
+    pq.write_table(data, str(path))
+
+
+@app.command("reproduce")
+def reproduce(
+    quick: bool = typer.Option(
+        False, "--quick", help="Fewer seeds and levels, same pipeline (about 2 minutes)."
+    ),
+    out: Path = typer.Option(DEFAULT_REPRODUCE_DIR, "--out", "-o", help="Study directory."),
+    workers: int | None = typer.Option(None, "--workers", "-j", help=_WORKERS_HELP),
+    scheduler: str | None = typer.Option(None, "--scheduler", help=_SCHEDULER_HELP),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Run the study's four experiments (l1, orthogonality, capacity, task complexity)
+    on fresh seeds and write report.md and report.html into the study directory."""
+    from circuit_census.experiments.presets import reproduction_sweep
+    from circuit_census.experiments.runner import run_study
+
+    started = time.perf_counter()
+    sweep = reproduction_sweep(quick=quick)
+    summary = run_study(
+        sweep, out, workers=workers, scheduler=scheduler, progress=_show_progress(quiet)
+    )
+    typer.echo(summary.line())
+    try:
+        from circuit_census.analysis.report import write_report
+    except ImportError:  # pragma: no cover - the report module ships with the package
+        typer.echo("the report module is not available; results are in the store", err=True)
+        return
+    md, html = write_report(Path(out))
+    typer.echo(f"report: {md} and {html} ({time.perf_counter() - started:.0f} s in all)")

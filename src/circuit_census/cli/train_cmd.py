@@ -1,0 +1,203 @@
+"""``circuit-census train``: train one model per seed (all at once) and write them out."""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+from pathlib import Path
+
+import typer
+
+from circuit_census.cli import app
+from circuit_census.modelio import atomic_write, save_data, save_model
+from circuit_census.network import InputError
+from circuit_census.tasks import make_task
+from circuit_census.training import (
+    TrainConfig,
+    TrainedModel,
+    parse_hidden,
+    parse_seeds,
+    train_models,
+)
+
+_D = TrainConfig()
+SUMMARY_FIELDS = ("seed", "converged", "final_loss", "val_accuracy", "epochs")
+MAX_TABLE_ROWS = 20
+
+
+@app.command("train")
+def train(
+    out: Path = typer.Option(
+        ..., "--out", help="Folder for seed-N.safetensors/.npz and summary.csv."
+    ),
+    task: str = typer.Option(
+        "xor",
+        "--task",
+        help="Task: a gate, parityN, majorityN, a truth table like 0110, or several joined by '+'.",
+    ),
+    hidden: str = typer.Option("4", "--hidden", help="Hidden widths: 4 or 3,3."),
+    seeds: str = typer.Option("0-9", "--seeds", help="Seeds: 0-9, 3, 1,4,7 or 0-4,9."),
+    activation: str = typer.Option(
+        _D.activation,
+        "--activation",
+        help="Hidden activation: relu, leaky_relu, tanh, sigmoid, identity.",
+    ),
+    output_activation: str = typer.Option(
+        _D.output_activation, "--output-activation", help="Output activation."
+    ),
+    optimizer: str = typer.Option(_D.optimizer, "--optimizer", help="adam, adamw or sgd."),
+    lr: float = typer.Option(_D.lr, "--lr", help="Learning rate."),
+    epochs: int = typer.Option(_D.epochs, "--epochs", help="Maximum epochs."),
+    batch_size: int | None = typer.Option(
+        None, "--batch-size", help="Mini-batch size (default: full batch)."
+    ),
+    l1: float = typer.Option(_D.l1, "--l1", help="L1 strength: sum of |weights| (not biases)."),
+    l2: float = typer.Option(
+        _D.l2, "--l2", help="L2 strength: sum of squared weights (not biases)."
+    ),
+    orthogonality: float = typer.Option(
+        _D.orthogonality,
+        "--orthogonality",
+        help="Strength of the hidden-activation orthogonality penalty.",
+    ),
+    dropout: float = typer.Option(
+        _D.dropout, "--dropout", help="Dropout probability on hidden activations, in [0, 1)."
+    ),
+    weight_decay: float = typer.Option(
+        _D.weight_decay, "--weight-decay", help="AdamW's decoupled weight decay (adamw only)."
+    ),
+    momentum: float = typer.Option(_D.momentum, "--momentum", help="SGD momentum (sgd only)."),
+    loss_target: float = typer.Option(
+        _D.loss_target, "--loss-target", help="Stop a model once its training MSE is at most this."
+    ),
+    patience: int = typer.Option(
+        _D.patience, "--patience", help="Stop a model after this many epochs without improvement."
+    ),
+    min_accuracy: float = typer.Option(
+        _D.min_accuracy, "--min-accuracy", help="Validation accuracy needed to count as converged."
+    ),
+    noise: float = typer.Option(_D.noise, "--noise", help="Std of the Gaussian noise on inputs."),
+    repeats: int = typer.Option(_D.repeats, "--repeats", help="Training copies of each corner."),
+    val_repeats: int = typer.Option(
+        _D.val_repeats, "--val-repeats", help="Validation copies of each corner."
+    ),
+    device: str = typer.Option(_D.device, "--device", help="cpu, cuda or cuda:N."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no table."),
+) -> None:
+    """Train one model per seed, all seeds at once, and write them to --out."""
+    # Check every input before doing anything: bad input writes nothing.
+    the_task = make_task(task)
+    seed_list = parse_seeds(seeds)
+    config = TrainConfig(
+        hidden=parse_hidden(hidden),
+        activation=activation,
+        output_activation=output_activation,
+        optimizer=optimizer,
+        lr=lr,
+        epochs=epochs,
+        batch_size=batch_size,
+        l1=l1,
+        l2=l2,
+        orthogonality=orthogonality,
+        dropout=dropout,
+        loss_target=loss_target,
+        patience=patience,
+        min_accuracy=min_accuracy,
+        repeats=repeats,
+        val_repeats=val_repeats,
+        noise=noise,
+        device=device,
+        weight_decay=weight_decay,
+        momentum=momentum,
+    )
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {str(out)!r} exists and is not a folder")
+
+    progress = not quiet and sys.stdout.isatty()
+    models = train_models(the_task, seed_list, config, progress=progress)
+    write_models(out, the_task.name, models, config)
+    _report(models, the_task.name, config, out, quiet)
+
+
+def model_metadata(task_name: str, model: TrainedModel, config: TrainConfig) -> dict[str, object]:
+    """Metadata stored with a trained model: task, seed, outcome and every config field.
+
+    The outcome's ``epochs`` is the number of epochs trained (as in summary.csv); the
+    config's ``epochs`` (the maximum) is stored as ``max_epochs``.
+    """
+    config_meta = config.as_metadata()
+    config_meta["max_epochs"] = config_meta.pop("epochs")
+    meta: dict[str, object] = {
+        "task": task_name,
+        "seed": model.seed,
+        "converged": model.converged,
+        "final_loss": model.final_loss,
+        "val_accuracy": model.val_accuracy,
+        "epochs": model.epochs,
+    }
+    meta.update(config_meta)
+    return meta
+
+
+def write_models(out: Path, task_name: str, models: list[TrainedModel], config: TrainConfig):
+    """``seed-N.safetensors`` and ``seed-N.npz`` (validation set) per model, then
+    ``summary.csv``, each written atomically."""
+    out.mkdir(parents=True, exist_ok=True)
+    for m in models:
+        save_model(
+            out / f"seed-{m.seed}.safetensors", m.network, model_metadata(task_name, m, config)
+        )
+        save_data(out / f"seed-{m.seed}.npz", m.val.x, m.val.y)
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(SUMMARY_FIELDS)
+    for m in models:
+        writer.writerow(
+            [
+                m.seed,
+                "true" if m.converged else "false",
+                repr(m.final_loss),
+                repr(m.val_accuracy),
+                m.epochs,
+            ]
+        )
+    atomic_write(out / "summary.csv", lambda tmp: tmp.write_text(buf.getvalue()))
+
+
+def _report(models, task_name, config, out, quiet) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    n_conv = sum(m.converged for m in models)
+    if not quiet:
+        sizes = "-".join(str(s) for s in models[0].network.sizes)
+        table = Table(title=f"{task_name} {sizes} {config.activation}")
+        for col in ("seed", "converged", "final loss", "val accuracy", "epochs"):
+            table.add_column(col, justify="right")
+        shown = models if len(models) <= MAX_TABLE_ROWS else [m for m in models if not m.converged]
+        for m in shown[:MAX_TABLE_ROWS]:
+            table.add_row(
+                str(m.seed),
+                "yes" if m.converged else "[red]no[/red]",
+                f"{m.final_loss:.4g}",
+                f"{m.val_accuracy:.3f}",
+                str(m.epochs),
+            )
+        if shown:
+            if len(models) > MAX_TABLE_ROWS:
+                table.caption = "models that did not converge" + (
+                    f" (first {MAX_TABLE_ROWS} of {len(shown)})"
+                    if len(shown) > MAX_TABLE_ROWS
+                    else ""
+                )
+            console.print(table)
+    failed = [m.seed for m in models if not m.converged]
+    tail = f"; not converged: {_seed_list(failed)}" if failed else ""
+    console.print(f"converged {n_conv}/{len(models)}{tail}; wrote {out}", highlight=False)
+
+
+def _seed_list(seeds: list[int], limit: int = 20) -> str:
+    text = ", ".join(str(s) for s in seeds[:limit])
+    return text + (f", ... ({len(seeds)} in all)" if len(seeds) > limit else "")

@@ -1,0 +1,194 @@
+"""Where a study's work runs: in this process, in local worker processes, or on a Dask
+distributed cluster. All three run the same task functions and give identical results.
+
+An executor offers ``submit(fn, *args) -> future``, ``wait(futures) -> (done, pending)``
+and ``close()``; futures have ``result()``. Only the process that runs the study (the
+parent) writes to the results store: workers just compute and return.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing
+import os
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from circuit_census.network import InputError
+
+DASK_HINT = "the --scheduler option needs Dask distributed: pip install 'circuit-census[dask]'"
+
+
+def cpu_count() -> int:
+    """CPU cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class _Deferred:
+    """A future for the inline executor: runs its call when first waited on."""
+
+    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        self._call: tuple[Callable[..., Any], tuple[Any, ...]] | None = (fn, args)
+        self._result: Any = None
+        self._error: BaseException | None = None
+
+    def run(self) -> None:
+        if self._call is None:
+            return
+        fn, args = self._call
+        self._call = None
+        try:
+            self._result = fn(*args)
+        except Exception as exc:  # noqa: BLE001 - handed to result()
+            self._error = exc
+
+    def done(self) -> bool:
+        return self._call is None
+
+    def result(self) -> Any:
+        self.run()
+        if self._error is not None:
+            raise self._error
+        return self._result
+
+
+class InlineExecutor:
+    """Runs each task in this process, one at a time, when the study waits for it (so
+    results are stored as they come, in submission order)."""
+
+    kind = "inline"
+
+    def __init__(self) -> None:
+        self.workers = 1
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> _Deferred:
+        return _Deferred(fn, args)
+
+    def wait(self, futures: Iterable[_Deferred]) -> tuple[set, set]:
+        futures = list(futures)
+        done = {f for f in futures if f.done()}
+        if not done and futures:
+            futures[0].run()
+            done = {futures[0]}
+        return done, set(futures) - done
+
+    def close(self, cancel: bool = False) -> None:
+        pass
+
+    def describe(self) -> str:
+        return "this process"
+
+
+class ProcessExecutor:
+    """``workers`` local processes (spawned, so no state leaks from the parent)."""
+
+    kind = "processes"
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        # BLAS libraries read their thread count at start-up: children inherit these.
+        self._saved_env = {k: os.environ.get(k) for k in _THREAD_ENV}
+        for k in _THREAD_ENV:
+            os.environ.setdefault(k, "1")
+        self._pool = cf.ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=init_worker,
+        )
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> cf.Future:
+        return self._pool.submit(fn, *args)
+
+    def wait(self, futures: Iterable[cf.Future]) -> tuple[set, set]:
+        done, pending = cf.wait(list(futures), return_when=cf.FIRST_COMPLETED)
+        return set(done), set(pending)
+
+    def close(self, cancel: bool = False) -> None:
+        """Wait for the workers to finish (or, with ``cancel``, drop queued work and leave
+        running tasks to end on their own)."""
+        try:
+            self._pool.shutdown(wait=not cancel, cancel_futures=True)
+        finally:
+            for k, v in self._saved_env.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+    def describe(self) -> str:
+        return f"{self.workers} local processes"
+
+
+class DaskExecutor:
+    """Tasks sent to a running Dask distributed scheduler (``tcp://HOST:PORT``). The
+    workers need circuit-census installed, the same version as here."""
+
+    kind = "dask"
+
+    def __init__(self, address: str) -> None:
+        try:
+            from distributed import Client
+        except ImportError:  # pragma: no cover - depends on the environment
+            raise InputError(DASK_HINT) from None
+        try:
+            self._client = Client(address, timeout="20s", set_as_default=False)
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise InputError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
+        self.address = address
+        threads = self._client.nthreads()
+        self.workers = max(1, sum(threads.values()) if threads else 1)
+
+    def submit(self, fn: Callable[..., Any], *args: Any):
+        return self._client.submit(fn, *args, pure=False)
+
+    def wait(self, futures: Iterable[Any]) -> tuple[set, set]:
+        from distributed import wait
+
+        with self._client.as_current():
+            done, pending = wait(list(futures), return_when="FIRST_COMPLETED")
+        return set(done), set(pending)
+
+    def close(self, cancel: bool = False) -> None:
+        self._client.close()
+
+    def describe(self) -> str:
+        return f"Dask cluster at {self.address} ({self.workers} worker threads)"
+
+
+def make_executor(workers: int | None = 1, scheduler: str | None = None):
+    """The executor for ``--workers N`` / ``--scheduler ADDR`` (the scheduler wins)."""
+    if scheduler:
+        if not isinstance(scheduler, str) or "://" not in scheduler and ":" not in scheduler:
+            raise InputError(f"scheduler address {scheduler!r} should look like tcp://HOST:PORT")
+        return DaskExecutor(scheduler)
+    if workers is None:
+        workers = cpu_count()
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise InputError(f"workers must be a positive integer, got {workers!r}")
+    if workers == 1:
+        return InlineExecutor()
+    return ProcessExecutor(workers)
+
+
+_THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+
+
+def init_worker() -> None:
+    """Worker set-up: one compute thread per worker process (the parallelism is the
+    processes). Results do not depend on it: training is bitwise independent of its
+    batch-mates and runs single-threaded anyway, and census decisions are exact."""
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except Exception:  # noqa: BLE001 - optional tuning only
+        pass
+    try:
+        import numba
+
+        numba.set_num_threads(1)
+    except Exception:  # noqa: BLE001 - optional tuning only
+        pass

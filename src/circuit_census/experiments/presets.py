@@ -1,0 +1,143 @@
+"""The study's built-in experiments (issue 6), as ordinary sweep documents.
+
+Four presets, each a sweep (``circuit-census study preset NAME`` prints its TOML):
+
+- ``l1``: 2-4-1 on XOR, L1 strength from 0 up to the largest level at which most seeds
+  still converge (measured: about 60% at 0.007, 50% at 0.01).
+- ``orthogonality``: the same for the hidden-activation orthogonality penalty (about 63%
+  converge at 0.02, 50% at 0.03).
+- ``capacity``: XOR with one hidden layer of width 2 to 12, and two hidden layers of
+  equal width (the report reads each depth as its own series).
+- ``task-complexity``: single-output gates of 2 and 3 inputs (``task-complexity``) and
+  multi-output stacks of 1 to 6 two-input gates (``task-complexity-stacks``), width 6.
+
+Two scales: ``default`` (30 seeds per level) and ``quick`` (8 seeds, fewer levels). Every
+quick condition is also a default condition with the same settings, so a default run in
+a directory that holds a quick run reuses its rows. ``docs/study.md`` gives the measured
+convergence rates and timings behind these choices.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from circuit_census.experiments.sweeps import Sweep, sweep_from_dict
+from circuit_census.network import InputError
+
+PRESET_NAMES = ("l1", "orthogonality", "capacity", "task-complexity")
+SCALES = ("default", "quick")
+SEEDS = {"default": 30, "quick": 8}
+
+# Training settings shared by every preset (TrainConfig's defaults, written out so that a
+# dumped preset documents them).
+TRAINING: dict[str, Any] = {
+    "optimizer": "adam",
+    "lr": 0.02,
+    "epochs": 3000,
+    "loss_target": 0.02,
+    "patience": 300,
+    "min_accuracy": 0.99,
+    "repeats": 50,
+    "val_repeats": 50,
+    "noise": 0.1,
+}
+CENSUS: dict[str, Any] = {"ablation": "zero", "criterion": "mse", "threshold": 0.05}
+
+L1_LEVELS = [0.0, 0.0001, 0.0003, 0.001, 0.002, 0.004, 0.007]
+ORTHOGONALITY_LEVELS = [0.0, 0.001, 0.003, 0.006, 0.01, 0.015, 0.02]
+WIDTHS = list(range(2, 13))
+DEPTH2 = [[2, 2], [3, 3], [4, 4]]
+TASK_WIDTH = 6
+SINGLE_TASKS = [
+    "and",  # 1.0
+    "or",  # 1.80
+    "xor",  # 2.0
+    "00000001",  # three-input AND, 1.0
+    "01111111",  # three-input OR, 1.67
+    "majority3",  # 1.83
+    "00011110",  # 1.93
+    "parity3",  # 2.0
+]
+# Nested stacks with strictly increasing complexity: 1.0, 1.83, 2.57, 2.79, 3.39, 3.61.
+STACK = ["and", "or", "nand", "nor", "imp", "cnimp"]
+STACKS = ["+".join(STACK[:k]) for k in range(1, len(STACK) + 1)]
+
+QUICK_LEVELS: dict[str, list[Any]] = {
+    "l1": [0.0, 0.001, 0.007],
+    "orthogonality": [0.0, 0.003, 0.02],
+    "capacity": [2, 4, 6, 8, [2, 2], [3, 3]],
+    "task-complexity": ["and", "or", "xor", "majority3", "parity3"],
+    "task-complexity-stacks": [STACKS[0], STACKS[2], STACKS[5]],
+}
+
+DESCRIPTIONS = {
+    "l1": "L1 regularization of the weights (SPEC finding 1: weak correlation expected)",
+    "orthogonality": "Orthogonality penalty on hidden activations (SPEC finding 2: weak, "
+    "sometimes promoting non-uniqueness)",
+    "capacity": "Hidden width, one and two hidden layers (SPEC finding 3: more neurons, "
+    "many more valid circuits)",
+    "task-complexity": "Single-output gates of 2 and 3 inputs (SPEC finding 4: complexity "
+    "predicts non-uniqueness)",
+    "task-complexity-stacks": "Multi-output stacks of 1 to 6 gates; per-output censuses, "
+    "counts summed over outputs",
+}
+
+
+def _experiments(name: str) -> dict[str, dict[str, Any]]:
+    if name == "l1":
+        return {"l1": {"factor": "l1", "levels": L1_LEVELS, "task": "xor", "hidden": [4]}}
+    if name == "orthogonality":
+        return {
+            "orthogonality": {
+                "factor": "orthogonality",
+                "levels": ORTHOGONALITY_LEVELS,
+                "task": "xor",
+                "hidden": [4],
+            }
+        }
+    if name == "capacity":
+        return {"capacity": {"factor": "width", "levels": [*WIDTHS, *DEPTH2], "task": "xor"}}
+    if name == "task-complexity":
+        return {
+            "task-complexity": {"factor": "task", "levels": SINGLE_TASKS, "hidden": [TASK_WIDTH]},
+            "task-complexity-stacks": {"factor": "task", "levels": STACKS, "hidden": [TASK_WIDTH]},
+        }
+    raise InputError(f"unknown preset {name!r}; choose one of {', '.join(PRESET_NAMES)}")
+
+
+def preset_document(names: str | list[str] | tuple[str, ...], scale: str = "default") -> dict:
+    """The sweep document (nested dicts, as read from TOML) of one or several presets."""
+    if scale not in SCALES:
+        raise InputError(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}")
+    names = [names] if isinstance(names, str) else list(names)
+    experiments: dict[str, dict[str, Any]] = {}
+    for name in names:
+        for exp_name, exp in _experiments(name).items():
+            exp = copy.deepcopy(exp)
+            if scale == "quick":
+                exp["levels"] = copy.deepcopy(QUICK_LEVELS[exp_name])
+            experiments[exp_name] = {"description": DESCRIPTIONS[exp_name], **exp}
+    title = names[0] if len(names) == 1 else "reproduction"
+    return {
+        "study": {
+            "name": f"circuit-census {title} study ({scale} scale)",
+            "description": "Built-in experiments of circuit-census (issue 6), on fresh seeds.",
+        },
+        "defaults": {
+            "activation": "relu",
+            "seeds": SEEDS[scale],
+            "training": dict(TRAINING),
+            "census": dict(CENSUS),
+        },
+        "experiments": experiments,
+    }
+
+
+def preset_sweep(names: str | list[str] | tuple[str, ...], scale: str = "default") -> Sweep:
+    return sweep_from_dict(preset_document(names, scale), source=f"preset {names}")
+
+
+def reproduction_sweep(quick: bool = False) -> Sweep:
+    """All four presets as one study (what ``circuit-census reproduce`` runs)."""
+    return preset_sweep(list(PRESET_NAMES), "quick" if quick else "default")

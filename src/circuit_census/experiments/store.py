@@ -1,0 +1,331 @@
+"""The results store: one SQLite database per study directory (``DIR/results.sqlite``).
+
+One row per (condition, seed), keyed by :func:`run_key`, a hash of everything that
+determines the row. Every row is written with its circuits in one transaction of its own,
+in WAL mode with full synchronisation, so a crash or ``kill -9`` at any moment loses at
+most the rows not yet committed and never leaves a half-written row; other processes can
+read the store while a study writes it.
+
+Tables:
+- ``results``: the row (columns :data:`COLUMNS`); ``measures`` and ``settings`` are JSON.
+- ``circuits``: per row, output and kind (``valid`` / ``minimal``), the circuits as a
+  zlib-compressed little-endian ``(n_stored, n_words)`` uint64 bitset array, sorted, with
+  ``n_total`` (how many there are) and ``n_stored`` (how many are kept: all minimal
+  circuits, valid circuits up to the study's cap).
+- ``meta``: schema version and free-form study information.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+import zlib
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from circuit_census.network import InputError
+
+STORE_NAME = "results.sqlite"
+SCHEMA_VERSION = 1
+
+# (name, SQLite type). The row dicts given to Store.put and returned by Store.rows use
+# exactly these names.
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("key", "TEXT PRIMARY KEY"),
+    ("experiment", "TEXT NOT NULL"),
+    ("factor", "TEXT"),
+    ("factor_value", "REAL"),
+    ("factor_label", "TEXT"),
+    ("level", "INTEGER"),
+    ("task", "TEXT"),
+    ("task_complexity", "REAL"),
+    ("n_inputs", "INTEGER"),
+    ("n_outputs", "INTEGER"),
+    ("hidden", "TEXT"),
+    ("width", "INTEGER"),
+    ("depth", "INTEGER"),
+    ("activation", "TEXT"),
+    ("l1", "REAL"),
+    ("l2", "REAL"),
+    ("orthogonality", "REAL"),
+    ("dropout", "REAL"),
+    ("seed", "INTEGER"),
+    ("converged", "INTEGER"),
+    ("final_loss", "REAL"),
+    ("val_accuracy", "REAL"),
+    ("epochs", "INTEGER"),
+    ("n_candidates", "INTEGER"),
+    ("n_valid", "INTEGER"),
+    ("n_minimal", "INTEGER"),
+    ("identifiable", "INTEGER"),
+    ("measures", "TEXT"),
+    ("settings", "TEXT"),
+    ("valid_stored", "INTEGER"),
+    ("train_seconds", "REAL"),
+    ("census_seconds", "REAL"),
+    ("created_at", "TEXT"),
+)
+COLUMN_NAMES = tuple(name for name, _ in COLUMNS)
+BOOL_COLUMNS = ("converged", "identifiable")
+JSON_COLUMNS = ("measures", "settings")
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS results ({", ".join(f"{n} {t}" for n, t in COLUMNS)});
+CREATE INDEX IF NOT EXISTS results_experiment ON results (experiment, level, seed);
+CREATE TABLE IF NOT EXISTS circuits (
+    key TEXT NOT NULL,
+    output INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    n_total INTEGER NOT NULL,
+    n_stored INTEGER NOT NULL,
+    n_words INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (key, output, kind)
+);
+"""
+
+
+def canonical_json(obj: Any) -> str:
+    """Deterministic JSON: sorted keys, no spaces, tuples as lists."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=_plain)
+
+
+def _plain(obj: Any) -> Any:
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.floating):
+        return float(obj)
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, (set, frozenset)):
+        return sorted(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def run_key(description: Mapping[str, Any]) -> str:
+    """sha256 hex digest of the canonical JSON of a run's full description."""
+    return hashlib.sha256(canonical_json(description).encode()).hexdigest()
+
+
+def pack_bits(bits: np.ndarray) -> bytes:
+    """``(n, n_words)`` uint64 bitsets as zlib-compressed little-endian bytes."""
+    return zlib.compress(np.ascontiguousarray(bits, dtype="<u8").tobytes(), 6)
+
+
+def unpack_bits(blob: bytes, n: int, n_words: int) -> np.ndarray:
+    """Inverse of :func:`pack_bits`."""
+    raw = np.frombuffer(zlib.decompress(blob), dtype="<u8")
+    return raw.astype(np.uint64).reshape(n, n_words)
+
+
+class Store:
+    """The SQLite results store of a study. ``path`` is the database file or the study
+    directory (then ``DIR/results.sqlite``); the file and its folder are created if needed."""
+
+    def __init__(self, path: str | Path, timeout: float = 60.0) -> None:
+        path = Path(path)
+        if path.is_dir() or (not path.suffix and not path.exists()):
+            path = path / STORE_NAME
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        try:
+            self._con = sqlite3.connect(str(path), timeout=timeout, isolation_level=None)
+            self._con.execute("PRAGMA journal_mode=WAL")
+            self._con.execute("PRAGMA synchronous=FULL")
+            self._con.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+            if not self._has_schema():  # a reader of an existing store takes no write lock
+                with self._transaction():
+                    for statement in _SCHEMA.split(";"):
+                        if statement.strip():
+                            self._con.execute(statement)
+                    self._con.execute(
+                        "INSERT OR IGNORE INTO meta (name, value) VALUES ('schema', ?)",
+                        (str(SCHEMA_VERSION),),
+                    )
+            version = self.meta("schema")
+        except sqlite3.OperationalError as exc:
+            raise InputError(f"cannot open the results store {path}: {exc}") from None
+        except sqlite3.DatabaseError as exc:
+            raise InputError(f"{path} is not a circuit-census results store ({exc})") from None
+        if version != str(SCHEMA_VERSION):
+            raise InputError(
+                f"{path} is a results store of schema {version}; this version reads "
+                f"schema {SCHEMA_VERSION}"
+            )
+
+    # -- plumbing
+
+    def _has_schema(self) -> bool:
+        names = {
+            n for (n,) in self._con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        }
+        return {"meta", "results", "circuits"} <= names
+
+    @contextmanager
+    def _transaction(self):
+        self._con.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._con.execute("ROLLBACK")
+            raise
+        else:
+            self._con.execute("COMMIT")
+
+    def close(self) -> None:
+        self._con.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- meta
+
+    def meta(self, name: str) -> str | None:
+        row = self._con.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        return None if row is None else row[0]
+
+    def set_meta(self, name: str, value: str) -> None:
+        with self._transaction():
+            self._con.execute(
+                "INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", (name, value)
+            )
+
+    def setup(self) -> dict[str, Any]:
+        """What the study recorded about itself (title, version, date, census settings...)."""
+        text = self.meta("setup")
+        try:
+            value = json.loads(text) if text else {}
+        except ValueError:
+            return {}
+        return value if isinstance(value, dict) else {}
+
+    # -- rows
+
+    def has(self, key: str) -> bool:
+        return (
+            self._con.execute("SELECT 1 FROM results WHERE key = ?", (key,)).fetchone() is not None
+        )
+
+    def keys(self) -> set[str]:
+        return {k for (k,) in self._con.execute("SELECT key FROM results")}
+
+    def __len__(self) -> int:
+        return int(self._con.execute("SELECT COUNT(*) FROM results").fetchone()[0])
+
+    def put(
+        self,
+        row: Mapping[str, Any],
+        circuits: Iterable[tuple[int, str, int, np.ndarray]] = (),
+    ) -> None:
+        """Write one row and its circuits ``(output, kind, n_total, bits)`` in one
+        transaction, replacing any row of the same key."""
+        unknown = set(row) - set(COLUMN_NAMES)
+        if unknown:
+            raise ValueError(f"unknown result columns: {sorted(unknown)}")
+        if "key" not in row or "experiment" not in row:
+            raise ValueError("a result row needs 'key' and 'experiment'")
+        values = dict(row)
+        values.setdefault("created_at", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        for name in JSON_COLUMNS:
+            if name in values and not isinstance(values[name], (str, type(None))):
+                values[name] = canonical_json(values[name])
+        for name in BOOL_COLUMNS:
+            if values.get(name) is not None:
+                values[name] = int(bool(values[name]))
+        for name, value in list(values.items()):
+            if isinstance(value, (np.integer, np.floating, np.bool_)):
+                values[name] = value.item()
+        names = [n for n in COLUMN_NAMES if n in values]
+        blobs = []
+        for output, kind, n_total, bits in circuits:
+            bits = np.asarray(bits, dtype=np.uint64)
+            if bits.ndim != 2:
+                raise ValueError("circuit bitsets must be an (n, n_words) array")
+            blobs.append(
+                (
+                    values["key"],
+                    int(output),
+                    str(kind),
+                    int(n_total),
+                    int(bits.shape[0]),
+                    int(bits.shape[1]),
+                    pack_bits(bits),
+                )
+            )
+        with self._transaction():
+            self._con.execute(
+                f"INSERT OR REPLACE INTO results ({', '.join(names)}) "
+                f"VALUES ({', '.join('?' for _ in names)})",
+                [values[n] for n in names],
+            )
+            self._con.execute("DELETE FROM circuits WHERE key = ?", (values["key"],))
+            self._con.executemany(
+                "INSERT INTO circuits (key, output, kind, n_total, n_stored, n_words, data) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                blobs,
+            )
+
+    def rows(
+        self, experiment: str | None = None, keys: Sequence[str] | set[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """All rows (or one experiment's), ordered by experiment, level and seed, as dicts
+        with the :data:`COLUMNS` names; ``converged`` and ``identifiable`` are booleans,
+        ``measures`` and ``settings`` parsed JSON. ``keys`` restricts to those keys."""
+        sql = f"SELECT {', '.join(COLUMN_NAMES)} FROM results"
+        args: tuple[Any, ...] = ()
+        if experiment is not None:
+            sql += " WHERE experiment = ?"
+            args = (experiment,)
+        sql += " ORDER BY experiment, level, seed, key"
+        out = []
+        wanted = set(keys) if keys is not None else None
+        for values in self._con.execute(sql, args):
+            row = dict(zip(COLUMN_NAMES, values, strict=True))
+            if wanted is not None and row["key"] not in wanted:
+                continue
+            for name in BOOL_COLUMNS:
+                if row[name] is not None:
+                    row[name] = bool(row[name])
+            for name in JSON_COLUMNS:
+                if row[name] is not None:
+                    row[name] = json.loads(row[name])
+            out.append(row)
+        return out
+
+    def circuits(self, key: str, kind: str = "minimal", output: int = 0) -> np.ndarray:
+        """The stored circuits of a row as an ``(n_stored, n_words)`` uint64 array."""
+        found = self._con.execute(
+            "SELECT n_stored, n_words, data FROM circuits WHERE key = ? AND kind = ? "
+            "AND output = ?",
+            (key, kind, output),
+        ).fetchone()
+        if found is None:
+            raise KeyError(f"no {kind} circuits stored for output {output} of row {key}")
+        n, n_words, blob = found
+        return unpack_bits(blob, n, n_words)
+
+    def circuit_counts(self, key: str) -> list[dict[str, Any]]:
+        """``output, kind, n_total, n_stored`` of each circuit set stored for a row."""
+        return [
+            {"output": o, "kind": k, "n_total": t, "n_stored": s}
+            for o, k, t, s in self._con.execute(
+                "SELECT output, kind, n_total, n_stored FROM circuits WHERE key = ? "
+                "ORDER BY output, kind",
+                (key,),
+            )
+        ]
+
+    def integrity_check(self) -> str:
+        return str(self._con.execute("PRAGMA integrity_check").fetchone()[0])

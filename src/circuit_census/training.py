@@ -1,0 +1,458 @@
+"""Training many independent MLPs at once, with the regularizers the study varies.
+
+:func:`train_models` trains one model per seed, all seeds as one batched tensor program
+(see :mod:`circuit_census.models`). A model's result depends only on its own seed and the
+:class:`TrainConfig`, never on which other seeds share its batch:
+
+- initial weights come from a generator seeded with the model's seed (as ``nn.Linear``
+  after ``torch.manual_seed(seed)``); its data from ``tasks.train_validation(task, seed)``;
+- mini-batch order and dropout masks come from a second per-model generator;
+- the objective is the SUM over models of each model's own objective, so the gradient of
+  model ``i`` is the gradient of its own objective; the optimizers are elementwise;
+- early stopping is per model: a stopped model is frozen (no further updates) and keeps
+  its epoch count.
+
+Per model, the objective minimised is (``W_l`` weights only, biases are not penalised)::
+
+    mse + l1 * sum_l sum |W_l| + l2 * sum_l sum W_l^2 + orthogonality * sum_hidden offdiag
+
+where ``mse`` is the mean over samples and outputs of ``(f(x) - y)^2`` and ``offdiag`` is
+:func:`circuit_census.models.orthogonality_penalty` of each hidden layer's activations.
+See ``docs/training.md`` for the full description, stopping rules and defaults.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+import torch
+
+from circuit_census.models import BatchedMLP, orthogonality_penalty
+from circuit_census.network import InputError, Network, check_activation
+from circuit_census.tasks import Dataset, Task, train_validation
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+# Patience: an epoch "improves" when the objective falls below best * (1 - PATIENCE_REL_TOL).
+PATIENCE_REL_TOL = 1e-4
+ADAM_BETAS = (0.9, 0.999)
+ADAM_EPS = 1e-8
+# CPU training of models this small is dominated by per-operation overhead, which extra
+# intra-op threads only add to (and, on a busy machine, multiply): up to this many elements
+# in the largest per-step tensor, train_models runs with one PyTorch thread.
+SINGLE_THREAD_MAX_ELEMENTS = 4_000_000
+# How often (in epochs) a CUDA run checks whether every model has stopped (a device sync).
+_CUDA_CHECK_EVERY = 25
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything but the task and the seed that decides a trained model."""
+
+    hidden: tuple[int, ...] = (4,)
+    activation: str = "relu"
+    output_activation: str = "identity"
+    optimizer: str = "adam"  # adam | adamw | sgd
+    lr: float = 0.02
+    epochs: int = 3000
+    batch_size: int | None = None  # None = full batch
+    l1: float = 0.0
+    l2: float = 0.0
+    orthogonality: float = 0.0
+    dropout: float = 0.0
+    loss_target: float = 0.02
+    patience: int = 300
+    min_accuracy: float = 0.99
+    repeats: int = 50
+    val_repeats: int = 50
+    noise: float = 0.1
+    device: str = "cpu"
+    weight_decay: float = 0.01  # AdamW's decoupled weight decay (all parameters), adamw only
+    momentum: float = 0.0  # SGD momentum, sgd only
+
+    def __post_init__(self) -> None:
+        hidden = self.hidden
+        if isinstance(hidden, int):
+            hidden = (hidden,)
+        try:
+            hidden = tuple(int(h) for h in hidden)
+        except (TypeError, ValueError):
+            raise InputError(f"hidden sizes must be integers, got {self.hidden!r}") from None
+        if not hidden or min(hidden) < 1:
+            raise InputError(f"need at least one hidden layer of positive width, got {hidden}")
+        object.__setattr__(self, "hidden", hidden)
+        check_activation(self.activation)
+        check_activation(self.output_activation)
+        if self.optimizer not in OPTIMIZERS:
+            raise InputError(
+                f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}"
+            )
+        _positive("learning rate", self.lr)
+        _positive_int("epochs", self.epochs)
+        if self.batch_size is not None:
+            _positive_int("batch size", self.batch_size)
+        for name in ("l1", "l2", "orthogonality", "weight_decay", "loss_target", "noise"):
+            _non_negative(name.replace("_", " "), getattr(self, name))
+        if not (0.0 <= self.dropout < 1.0):
+            raise InputError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not (0.0 <= self.momentum < 1.0):
+            raise InputError(f"momentum must be in [0, 1), got {self.momentum}")
+        if not (0.0 <= self.min_accuracy <= 1.0):
+            raise InputError(f"min accuracy must be in [0, 1], got {self.min_accuracy}")
+        _positive_int("patience", self.patience)
+        _positive_int("repeats", self.repeats)
+        _positive_int("validation repeats", self.val_repeats)
+        if not re.fullmatch(r"cpu|cuda(:\d+)?", str(self.device)):
+            raise InputError(f"unknown device {self.device!r}; use cpu, cuda or cuda:N")
+
+    def as_metadata(self) -> dict[str, object]:
+        """All fields as JSON-friendly values (``hidden`` as a list)."""
+        out = asdict(self)
+        out["hidden"] = list(self.hidden)
+        return out
+
+
+def _positive(name: str, value: float) -> None:
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+        raise InputError(f"{name} must be a positive number, got {value}")
+
+
+def _non_negative(name: str, value: float) -> None:
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+        raise InputError(f"{name} must be a non-negative number, got {value}")
+
+
+def _positive_int(name: str, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise InputError(f"{name} must be a positive integer, got {value}")
+
+
+CONFIG_FIELDS = tuple(f.name for f in fields(TrainConfig))
+
+
+@dataclass
+class TrainedModel:
+    """One trained model: its network (float64 copy of the float32 weights) and outcome."""
+
+    seed: int
+    network: Network
+    train: Dataset
+    val: Dataset
+    converged: bool
+    final_loss: float  # training MSE (data term only, no dropout) of the final weights
+    val_accuracy: float  # SPEC accuracy on the validation set
+    epochs: int  # epochs of updates performed before the model stopped
+
+
+def parse_seeds(spec: str) -> list[int]:
+    """``"0-9"``, ``"3"``, ``"1,4,7"`` or mixes like ``"0-4,9"`` -> a list of distinct seeds."""
+    text = (spec or "").strip()
+    if not text:
+        raise InputError("empty seeds; use e.g. 0-9, 3, 1,4,7 or 0-4,9")
+    seeds: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        m = re.fullmatch(r"(\d+)(?:\s*-\s*(\d+))?", part)
+        if not m:
+            raise InputError(
+                f"bad seeds {spec!r}: {part!r} is not a non-negative seed or range like 0-9"
+            )
+        lo = int(m.group(1))
+        hi = int(m.group(2)) if m.group(2) is not None else lo
+        if hi < lo:
+            raise InputError(f"bad seeds {spec!r}: range {part!r} runs backwards")
+        seeds.extend(range(lo, hi + 1))
+    if len(set(seeds)) != len(seeds):
+        raise InputError(f"bad seeds {spec!r}: a seed is listed twice")
+    if max(seeds) >= 2**63:
+        raise InputError(f"bad seeds {spec!r}: seeds must be below 2^63")
+    return seeds
+
+
+def parse_hidden(spec: str) -> tuple[int, ...]:
+    """``"4"`` or ``"3,3"`` -> hidden layer widths."""
+    text = (spec or "").strip()
+    parts = [p.strip() for p in text.split(",")]
+    if not text or not all(re.fullmatch(r"\d+", p) for p in parts):
+        raise InputError(
+            f"bad hidden sizes {spec!r}: use positive widths separated by commas, like 4 or 3,3"
+        )
+    widths = tuple(int(p) for p in parts)
+    if min(widths) < 1:
+        raise InputError(f"bad hidden sizes {spec!r}: every width must be at least 1")
+    return widths
+
+
+def _check_seeds(seeds: Sequence[int]) -> list[int]:
+    out = []
+    for s in seeds:
+        if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0 or s >= 2**63:
+            raise InputError(f"seeds must be non-negative integers below 2^63, got {s!r}")
+        out.append(int(s))
+    if not out:
+        raise InputError("no seeds to train")
+    return out
+
+
+def _resolve_device(name: str) -> torch.device:
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise InputError(f"device {name!r} requested but CUDA is not available; use cpu")
+        device = torch.device(name)
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise InputError(f"device {name!r} does not exist")
+        return device
+    return torch.device("cpu")
+
+
+def stream_seed(seed: int) -> int:
+    """Seed of a model's training-randomness generator (mini-batch order, dropout masks),
+    derived from its seed and distinct from the initialisation stream."""
+    return int(np.random.SeedSequence([seed, 0x7472]).generate_state(1, dtype=np.uint64)[0])
+
+
+class BatchedOptimizer:
+    """Adam / AdamW / SGD over the stacked parameters ``theta`` (n_models x n_params).
+
+    Elementwise, so each model's update depends on its own gradients only; ``active``
+    (one bool per model) freezes the models that have stopped. Same update rules as
+    ``torch.optim.Adam``/``AdamW``/``SGD`` (AdamW decays all parameters).
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        theta: torch.Tensor,
+        lr: float,
+        weight_decay: float = 0.0,
+        momentum: float = 0.0,
+    ) -> None:
+        self.kind, self.lr, self.weight_decay, self.momentum = kind, lr, weight_decay, momentum
+        self.t = 0
+        self.m = torch.zeros_like(theta)
+        self.v = torch.zeros_like(theta) if kind in ("adam", "adamw") else None
+
+    @torch.no_grad()
+    def step(self, theta: torch.Tensor, grad: torch.Tensor, active: torch.Tensor) -> None:
+        self.t += 1
+        mask = active.to(theta.dtype).unsqueeze(1)
+        if self.kind == "sgd":
+            if self.momentum:
+                if self.t == 1:
+                    self.m.copy_(grad)
+                else:
+                    self.m.mul_(self.momentum).add_(grad)
+                direction = self.m
+            else:
+                direction = grad
+            theta.sub_(direction * (self.lr * mask))
+            return
+        b1, b2 = ADAM_BETAS
+        self.m.mul_(b1).add_(grad, alpha=1 - b1)
+        self.v.mul_(b2).addcmul_(grad, grad, value=1 - b2)
+        step_size = self.lr / (1 - b1**self.t)
+        denom = (self.v.sqrt() / math.sqrt(1 - b2**self.t)).add_(ADAM_EPS)
+        update = (self.m / denom) * step_size
+        if self.kind == "adamw" and self.weight_decay:
+            update = update + theta * (self.lr * self.weight_decay)
+        theta.sub_(update * mask)
+
+
+def accuracy(outputs: np.ndarray, targets: np.ndarray) -> float:
+    """SPEC accuracy: fraction of samples whose every output, read as ``>= 0.5``, is right."""
+    right = np.all((outputs >= 0.5) == (targets >= 0.5), axis=1)
+    return float(np.mean(right))
+
+
+class _Objective:
+    """Per-model data loss and regularised objective for a :class:`BatchedMLP`."""
+
+    def __init__(self, model: BatchedMLP, config: TrainConfig) -> None:
+        self.model, self.config = model, config
+        self.wmask = model.weight_mask()
+
+    def __call__(self, theta, x, y, masks=None) -> tuple[torch.Tensor, torch.Tensor]:
+        out, hidden = self.model.forward(x, theta, masks)
+        diff = out - y
+        mse = (diff * diff).mean(dim=(1, 2))
+        obj = mse
+        c = self.config
+        if c.l1:
+            obj = obj + c.l1 * (theta.abs() * self.wmask).sum(dim=1)
+        if c.l2:
+            obj = obj + c.l2 * (theta * theta * self.wmask).sum(dim=1)
+        if c.orthogonality:
+            obj = obj + c.orthogonality * orthogonality_penalty(hidden)
+        return mse, obj
+
+
+def train_models(
+    task: Task,
+    seeds: Sequence[int],
+    config: TrainConfig | None = None,
+    progress: bool = False,
+) -> list[TrainedModel]:
+    """Train one model per seed, all at once; returns them in the order of ``seeds``.
+
+    Every model runs until it stops: its training MSE reaches ``loss_target``, its
+    objective has not improved (by a relative ``PATIENCE_REL_TOL``) for ``patience``
+    epochs, or ``epochs`` is reached. ``converged`` means validation accuracy
+    ``>= min_accuracy`` and final training MSE ``<= loss_target``; models that did not
+    converge are returned too, flagged.
+    """
+    config = config or TrainConfig()
+    seeds = _check_seeds(seeds)
+    device = _resolve_device(config.device)
+    sizes = (task.n_inputs, *config.hidden, task.n_outputs)
+    data = [
+        train_validation(task, s, config.repeats, config.val_repeats, config.noise) for s in seeds
+    ]
+    x = torch.tensor(np.stack([t.x for t, _ in data]), dtype=torch.float32, device=device)
+    y = torch.tensor(np.stack([t.y for t, _ in data]), dtype=torch.float32, device=device)
+    n_models, n_samples = x.shape[0], x.shape[1]
+
+    model = BatchedMLP.from_seeds(
+        sizes, seeds, config.activation, config.output_activation, device=device
+    )
+    theta = model.theta.requires_grad_(True)
+    objective = _Objective(model, config)
+    opt = BatchedOptimizer(config.optimizer, theta, config.lr, config.weight_decay, config.momentum)
+
+    full_batch = config.batch_size is None or config.batch_size >= n_samples
+    fast = full_batch and config.dropout == 0.0  # one forward serves measure and update
+    gens = [torch.Generator().manual_seed(stream_seed(s)) for s in seeds]
+
+    active = torch.ones(n_models, dtype=torch.bool, device=device)
+    best = torch.full((n_models,), math.inf, device=device)
+    since = torch.zeros(n_models, dtype=torch.long, device=device)
+    epochs_done = torch.zeros(n_models, dtype=torch.long, device=device)
+    check_every = _CUDA_CHECK_EVERY if device.type == "cuda" else 1
+
+    bar = _ProgressBar(config.epochs, n_models) if progress else None
+    threads = torch.get_num_threads()
+    if device.type == "cpu" and n_models * n_samples * max(sizes) <= SINGLE_THREAD_MAX_ELEMENTS:
+        torch.set_num_threads(1)
+    try:
+        for epoch in range(config.epochs):
+            if fast:
+                mse, obj = objective(theta, x, y)
+            else:
+                with torch.no_grad():
+                    mse, obj = objective(theta, x, y)
+            with torch.no_grad():
+                obj_d = obj.detach()
+                improved = obj_d < best * (1 - PATIENCE_REL_TOL)
+                best = torch.where(improved & active, obj_d, best)
+                since = torch.where(improved, torch.zeros_like(since), since + 1)
+                reached = mse.detach().double() <= config.loss_target  # as `converged`
+                stop = reached | (since >= config.patience)
+                active = active & ~stop
+                epochs_done += active
+            if bar is not None:
+                bar.update(epoch, active)
+            if epoch % check_every == 0 and not bool(active.any()):
+                break
+            if fast:
+                theta.grad = None
+                obj.sum().backward()
+                opt.step(theta, theta.grad, active)
+            else:
+                _minibatch_epoch(
+                    objective, opt, theta, x, y, active, gens, config, model, full_batch
+                )
+    finally:
+        torch.set_num_threads(threads)
+        if bar is not None:
+            bar.close()
+
+    with torch.no_grad():
+        final_mse, _ = objective(theta, x, y)
+    final_mse = final_mse.cpu().numpy().astype(np.float64)
+    epochs_done = epochs_done.cpu().numpy()
+    networks = model.to_networks()
+    results = []
+    for i, seed in enumerate(seeds):
+        train_set, val_set = data[i]
+        acc = accuracy(networks[i].forward(val_set.x), val_set.y)
+        loss = float(final_mse[i])
+        results.append(
+            TrainedModel(
+                seed=seed,
+                network=networks[i],
+                train=train_set,
+                val=val_set,
+                converged=bool(acc >= config.min_accuracy and loss <= config.loss_target),
+                final_loss=loss,
+                val_accuracy=acc,
+                epochs=int(epochs_done[i]),
+            )
+        )
+    return results
+
+
+def _minibatch_epoch(objective, opt, theta, x, y, active, gens, config, model, full_batch):
+    """One epoch of mini-batch (or dropout) updates; randomness from per-model generators."""
+    n_samples = x.shape[1]
+    device = x.device
+    if full_batch:
+        batches = [None]
+    else:
+        perm = torch.stack([torch.randperm(n_samples, generator=g) for g in gens]).to(device)
+        bs = config.batch_size
+        batches = [perm[:, start : start + bs] for start in range(0, n_samples, bs)]
+    keep = 1.0 - config.dropout
+    for idx in batches:
+        if idx is None:
+            xb, yb = x, y
+        else:
+            xb = x.gather(1, idx.unsqueeze(2).expand(-1, -1, x.shape[2]))
+            yb = y.gather(1, idx.unsqueeze(2).expand(-1, -1, y.shape[2]))
+        masks = None
+        if config.dropout:
+            n_b = xb.shape[1]
+            masks = [
+                torch.stack([torch.rand((n_b, width), generator=g) for g in gens])
+                .lt(keep)
+                .to(device=device, dtype=x.dtype)
+                .div_(keep)
+                for width in model.sizes[1:-1]
+            ]
+        theta.grad = None
+        _, obj = objective(theta, xb, yb, masks)
+        obj.sum().backward()
+        opt.step(theta, theta.grad, active)
+
+
+class _ProgressBar:
+    """A Rich progress bar over epochs showing how many models are still training."""
+
+    def __init__(self, epochs: int, n_models: int) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        self.every = max(1, epochs // 200)
+        self.n_models = n_models
+        self.progress = Progress(
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("epochs"),
+            transient=True,
+        )
+        self.progress.start()
+        self.task = self.progress.add_task(f"training {n_models} models", total=epochs)
+
+    def update(self, epoch: int, active: torch.Tensor) -> None:
+        if epoch % self.every:
+            return
+        n_active = int(active.sum())
+        self.progress.update(
+            self.task,
+            completed=epoch + 1,
+            description=f"training {self.n_models} models ({n_active} still running)",
+        )
+
+    def close(self) -> None:
+        self.progress.stop()

@@ -1,0 +1,225 @@
+"""Running studies: identical results whatever runs them, sharding, resume after kill -9."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+from circuit_census.experiments.executors import InlineExecutor, make_executor
+from circuit_census.experiments.runner import run_study
+from circuit_census.experiments.store import Store
+from circuit_census.experiments.sweeps import parse_sweep
+from circuit_census.network import InputError
+
+# Two experiments, a multi-output task, small and fast.
+SWEEP = """
+[study]
+name = "tiny"
+valid_cap = 5
+
+[defaults]
+task = "xor"
+hidden = 3
+seeds = 3
+
+[defaults.training]
+epochs = 300
+
+[experiments.l1]
+factor = "l1"
+levels = [0.0, 0.003]
+
+[experiments.tasks]
+factor = "task"
+levels = ["and", "xor+and"]
+"""
+
+TIMINGS = ("train_seconds", "census_seconds", "created_at")
+
+
+def table(path) -> list[dict]:
+    """A study's rows without timings, and its stored circuits."""
+    with Store(path) as store:
+        out = []
+        for row in store.rows():
+            row = {k: v for k, v in row.items() if k not in TIMINGS}
+            row["circuits"] = [
+                (
+                    c["output"],
+                    c["kind"],
+                    c["n_total"],
+                    store.circuits(row["key"], c["kind"], c["output"]).tolist(),
+                )
+                for c in store.circuit_counts(row["key"])
+            ]
+            out.append(row)
+        return out
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The tiny study run in this process, one task at a time."""
+    out = tmp_path_factory.mktemp("inline")
+    summary = run_study(parse_sweep(SWEEP), out, workers=1, progress=False)
+    assert (summary.total, summary.computed, summary.skipped) == (12, 12, 0)
+    return table(out)
+
+
+def test_reference_rows_are_complete(reference):
+    assert len(reference) == 12
+    assert len({r["key"] for r in reference}) == 12
+    multi = [r for r in reference if r["task"] == "xor+and"]
+    assert multi and all(r["n_outputs"] == 2 for r in multi)
+    for r in multi:
+        outs = r["measures"]["outputs"]
+        assert r["n_valid"] == sum(o["n_valid"] for o in outs)
+        assert r["n_candidates"] == 2 * 63  # two 2-3-1 sub-networks
+        assert r["identifiable"] == all(o["n_minimal"] == 1 for o in outs)
+        assert {c[:2] for c in r["circuits"]} == {
+            (0, "valid"),
+            (0, "minimal"),
+            (1, "valid"),
+            (1, "minimal"),
+        }
+    for r in reference:
+        valid = [c for c in r["circuits"] if c[1] == "valid"]
+        assert all(len(c[3]) == min(c[2], 5) for c in valid)  # capped at valid_cap
+        assert r["valid_stored"] == sum(len(c[3]) for c in valid)
+
+
+def test_local_processes_with_sharded_censuses_equal_the_inline_run(reference, tmp_path):
+    # shard every census (63 candidates each) across the two workers
+    run_study(parse_sweep(SWEEP), tmp_path, workers=2, progress=False, shard_min_candidates=10)
+    assert table(tmp_path) == reference
+
+
+def test_dask_local_cluster_equals_the_local_run(reference, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+    ) as cluster:
+        summary = run_study(
+            parse_sweep(SWEEP),
+            tmp_path,
+            scheduler=cluster.scheduler_address,
+            progress=False,
+            shard_min_candidates=10,
+        )
+    assert "Dask" in summary.executor
+    assert table(tmp_path) == reference
+
+
+def test_rerun_skips_finished_rows(reference, tmp_path):
+    first = parse_sweep(SWEEP.replace("levels = [0.0, 0.003]", "levels = [0.0]"))
+    assert run_study(first, tmp_path, progress=False).computed == 9
+    again = run_study(parse_sweep(SWEEP), tmp_path, progress=False)
+    assert (again.skipped, again.computed) == (9, 3)
+    assert table(tmp_path) == reference
+
+
+RUNNER = textwrap.dedent(
+    """
+    import sys
+    from circuit_census.experiments.runner import run_study
+    run_study(sys.argv[1], sys.argv[2], workers=1, progress=False)
+    """
+)
+
+SLOW_SWEEP = """
+[defaults]
+task = "xor"
+seeds = 6
+[defaults.training]
+epochs = 300
+[experiments.w]
+factor = "width"
+levels = [6, 7, 8]
+"""
+
+
+def test_resume_after_kill_9_gives_the_uninterrupted_table(tmp_path):
+    sweep_file = tmp_path / "sweep.toml"
+    sweep_file.write_text(SLOW_SWEEP)
+    killed, whole = tmp_path / "killed", tmp_path / "whole"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", RUNNER, str(sweep_file), str(killed)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    seen = 0
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and proc.poll() is None:
+            db = killed / "results.sqlite"
+            if db.exists():
+                try:  # read while the study writes (WAL)
+                    con = sqlite3.connect(db, timeout=5)
+                    seen = con.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+                    con.close()
+                except sqlite3.OperationalError:
+                    pass
+                if seen >= 3:
+                    os.kill(proc.pid, signal.SIGKILL)
+                    break
+            time.sleep(0.01)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()
+    with Store(killed) as store:
+        assert store.integrity_check() == "ok"
+        partial = len(store)
+    assert 3 <= partial < 18, "the study was not interrupted mid-way"
+
+    resumed = run_study(sweep_file, killed, progress=False)
+    assert resumed.skipped == partial and resumed.computed == 18 - partial
+    run_study(sweep_file, whole, progress=False)
+    assert table(killed) == table(whole)
+    con = sqlite3.connect(killed / "results.sqlite")
+    n, distinct = con.execute("SELECT COUNT(*), COUNT(DISTINCT key) FROM results").fetchone()
+    con.close()
+    assert n == distinct == 18
+
+
+def test_make_executor_choices_and_errors():
+    assert isinstance(make_executor(1), InlineExecutor)
+    for bad in (0, -2, 1.5, True):
+        with pytest.raises(InputError, match="workers"):
+            make_executor(bad)
+    with pytest.raises(InputError, match="tcp://HOST:PORT"):
+        make_executor(2, scheduler="nonsense")
+
+
+def test_inline_executor_runs_tasks_when_waited_on():
+    ran = []
+    ex = InlineExecutor()
+    futures = [ex.submit(ran.append, i) for i in range(3)]
+    assert ran == []
+    done, pending = ex.wait(futures)
+    assert ran == [0] and len(done) == 1 and len(pending) == 2
+    failing = ex.submit(np.log, "not a number")
+    ex.wait([failing])
+    with pytest.raises(TypeError):
+        failing.result()
+
+
+def test_a_census_beyond_the_limit_is_refused_before_training(tmp_path):
+    huge = "[experiments.big]\nfactor='width'\nlevels=[4, 40]\n"
+    with pytest.raises(InputError, match="experiments.big"):
+        run_study(parse_sweep(huge), tmp_path, progress=False)
+    assert not (tmp_path / "results.sqlite").exists() or len(Store(tmp_path)) == 0
+
+
+def test_scheduler_without_dask_installed_says_how_to_get_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import fails
+    with pytest.raises(InputError, match=r"pip install 'circuit-census\[dask\]'"):
+        make_executor(scheduler="tcp://127.0.0.1:8786")

@@ -1,0 +1,205 @@
+"""``circuit-census study run|preset``, ``export`` and ``reproduce`` from the command line."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import sys
+
+import pytest
+
+from circuit_census.cli import main
+from circuit_census.experiments.presets import reproduction_sweep
+from circuit_census.experiments.store import Store
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+REQUIRED_EXPORT = [
+    "experiment",
+    "task",
+    "hidden",
+    "l1",
+    "l2",
+    "orthogonality",
+    "dropout",
+    "seed",
+    "converged",
+    "n_candidates",
+    "n_valid",
+    "n_minimal",
+    "identifiable",
+]
+
+SWEEP = """
+[defaults]
+task = "xor"
+hidden = 2
+seeds = 2
+[defaults.training]
+epochs = 200
+[experiments.l2]
+factor = "l2"
+levels = [0.0, 0.01]
+[experiments.act]
+factor = "activation"
+levels = ["relu", "tanh"]
+"""
+
+
+def run(argv, capsys):
+    """Run the CLI in-process; returns (exit code, stdout, stderr)."""
+    try:
+        main(argv)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    """A tiny study run through ``circuit-census study run``."""
+    root = tmp_path_factory.mktemp("study")
+    sweep = root / "sweep.toml"
+    sweep.write_text(SWEEP)
+    out = root / "out"
+    try:
+        main(["study", "run", str(sweep), "--out", str(out), "--workers", "1", "--quiet"])
+    except SystemExit as exc:  # pragma: no cover - reported by the assertion below
+        assert exc.code == 0
+    return out
+
+
+def test_study_run_writes_the_store_and_a_copy_of_the_sweep(study):
+    with Store(study) as store:
+        rows = store.rows()
+    assert len(rows) == 8
+    assert {r["experiment"] for r in rows} == {"l2", "act"}
+    assert {r["activation"] for r in rows if r["experiment"] == "act"} == {"relu", "tanh"}
+    assert all(r["factor_value"] is None for r in rows if r["experiment"] == "act")
+    assert tomllib.loads((study / "sweep.toml").read_text())["experiments"]["l2"]["levels"] == [
+        0.0,
+        0.01,
+    ]
+
+
+def test_study_run_again_skips_everything(study, capsys):
+    sweep = study.parent / "sweep.toml"
+    code, out, _ = run(["study", "run", str(sweep), "--out", str(study), "-j", "1", "-q"], capsys)
+    assert code == 0 and "0 rows computed, 8 already stored" in out
+
+
+def test_export_csv_has_the_columns_and_one_row_per_model(study, tmp_path, capsys):
+    target = tmp_path / "rows.csv"
+    code, out, err = run(["export", str(study), "--format", "csv", "--output", str(target)], capsys)
+    assert code == 0, err
+    with open(target, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 8
+    assert set(REQUIRED_EXPORT) <= set(rows[0])
+    assert {r["converged"] for r in rows} <= {"true", "false"}
+    assert all(int(r["n_valid"]) <= int(r["n_candidates"]) == 15 for r in rows)
+    assert not list(tmp_path.glob(".*tmp"))  # written atomically, nothing left behind
+
+
+def test_export_parquet_has_the_columns_and_one_row_per_model(study, tmp_path, capsys):
+    pq = pytest.importorskip("pyarrow.parquet")
+    target = tmp_path / "rows.parquet"
+    code, _, err = run(["export", str(study), "-f", "parquet", "-o", str(target)], capsys)
+    assert code == 0, err
+    data = pq.read_table(target)
+    assert data.num_rows == 8
+    assert set(REQUIRED_EXPORT) <= set(data.column_names)
+    assert str(data.schema.field("converged").type) == "bool"
+    assert str(data.schema.field("n_valid").type) == "int64"
+
+
+@pytest.mark.parametrize(
+    "argv,words",
+    [
+        (
+            ["export", "{missing}", "--format", "csv", "--output", "{tmp}/x.csv"],
+            ["no results store"],
+        ),
+        (
+            ["export", "{study}", "--format", "xlsx", "--output", "{tmp}/x.xlsx"],
+            ["xlsx", "csv or parquet"],
+        ),
+        (["study", "preset", "dropout"], ["unknown preset", "dropout"]),
+        (["study", "run", "{missing}/sweep.toml", "--out", "{tmp}/o"], ["does not exist"]),
+        (["study", "run", "{study}/sweep.toml", "--out", "{tmp}/o", "--workers", "0"], ["workers"]),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(argv, words, study, tmp_path, capsys):
+    fill = {"missing": str(tmp_path / "nowhere"), "tmp": str(tmp_path), "study": str(study)}
+    code, _, err = run([a.format(**fill) for a in argv], capsys)
+    assert code == 2
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    for word in words:
+        assert word in err
+
+
+@pytest.mark.parametrize(
+    "text,field",
+    [
+        ("[experiments.a]\nfactor='l1'\nlevels=[0.0]\ncolour='red'\n", "experiments.a.colour"),
+        (
+            "[experiments.a]\nfactor='l1'\nlevels=[0.0]\n[experiments.a.training]\nepochs='many'\n",
+            "experiments.a.training.epochs",
+        ),
+        ("[experiments.a]\nfactor='l1'\nlevels=[]\n", "experiments.a.levels"),
+        ("[experiments.a]\nfactor='l1'\nlevels=[-1.0]\n", "experiments.a.levels[0]"),
+    ],
+)
+def test_bad_sweep_files_exit_2_naming_the_field(text, field, tmp_path, capsys):
+    sweep = tmp_path / "bad.toml"
+    sweep.write_text(text)
+    code, out, err = run(["study", "run", str(sweep), "--out", str(tmp_path / "o")], capsys)
+    assert code == 2 and field in err and err.count("\n") == 1, err
+    assert not (tmp_path / "o").exists()  # nothing started
+
+
+def test_study_preset_prints_a_sweep_file_that_runs_as_is(capsys):
+    code, out, _ = run(["study", "preset", "capacity", "--quick"], capsys)
+    assert code == 0
+    doc = tomllib.loads(out)
+    assert doc["experiments"]["capacity"]["factor"] == "width"
+    code, out, _ = run(["study", "preset", "all"], capsys)
+    assert code == 0
+    assert set(tomllib.loads(out)["experiments"]) == {
+        e.name for e in reproduction_sweep().experiments
+    }
+
+
+@pytest.mark.slow  # about a minute on two cores; CI runs it (nothing deselects "slow")
+def test_reproduce_quick_end_to_end(tmp_path, capsys):
+    out = tmp_path / "study"
+    code, stdout, err = run(
+        ["reproduce", "--quick", "--out", str(out), "--workers", "2", "-q"], capsys
+    )
+    assert code == 0, err
+    expected = reproduction_sweep(quick=True)
+    with Store(out) as store:
+        rows = store.rows()
+        assert store.integrity_check() == "ok"
+    assert len(rows) == expected.n_runs()
+    assert {r["experiment"] for r in rows} == {e.name for e in expected.experiments}
+    assert sum(r["converged"] for r in rows) > len(rows) // 2
+    widths = {
+        r["width"]: r["n_candidates"]
+        for r in rows
+        if r["experiment"] == "capacity" and r["depth"] == 1
+    }
+    assert widths == {w: 4**w - 1 for w in (2, 4, 6, 8)}  # SPEC: 4^k - 1 for 2-k-1
+    target = tmp_path / "rows.csv"
+    assert run(["export", str(out), "--format", "csv", "--output", str(target)], capsys)[0] == 0
+    with open(target, newline="") as fh:
+        assert len(list(csv.DictReader(fh))) == len(rows)
+    if importlib.util.find_spec("circuit_census.analysis.report") is not None:
+        assert (out / "report.md").stat().st_size > 0
+        assert (out / "report.html").stat().st_size > 0
+        assert "report" in stdout

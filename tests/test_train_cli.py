@@ -1,0 +1,170 @@
+"""``circuit-census train``: the files it writes, and bad input that writes nothing."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from circuit_census.cli import main
+from circuit_census.modelio import load_data, load_model, read_metadata
+from circuit_census.training import CONFIG_FIELDS, accuracy
+
+
+def run(argv, capsys):
+    """Run the CLI in-process; returns (exit code, stdout, stderr)."""
+    try:
+        main(argv)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_train_writes_models_validation_sets_and_summary(tmp_path, capsys):
+    out = tmp_path / "models"
+    code, stdout, stderr = run(
+        [
+            "train",
+            "--task", "xor",
+            "--hidden", "4",
+            "--seeds", "0-2,5",
+            "--epochs", "400",
+            "--l1", "0.0001",
+            "--out", str(out),
+            "--quiet",
+        ],
+        capsys,
+    )  # fmt: skip
+    assert code == 0, stderr
+    assert "converged" in stdout
+    seeds = [0, 1, 2, 5]
+    expected = {f"seed-{s}.{ext}" for s in seeds for ext in ("safetensors", "npz")}
+    assert {p.name for p in out.iterdir()} == expected | {"summary.csv"}
+
+    with open(out / "summary.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [int(r["seed"]) for r in rows] == seeds
+    assert list(rows[0]) == ["seed", "converged", "final_loss", "val_accuracy", "epochs"]
+
+    for row in rows:
+        seed = int(row["seed"])
+        path = out / f"seed-{seed}.safetensors"
+        meta = read_metadata(path)
+        assert meta["task"] == "xor"
+        assert int(meta["seed"]) == seed
+        # every config field; the maximum epochs as max_epochs, "epochs" is the outcome
+        assert (set(CONFIG_FIELDS) - {"epochs"}) | {"max_epochs"} <= set(meta)
+        assert int(meta["max_epochs"]) == 400
+        assert json.loads(meta["hidden"]) == [4]
+        assert float(meta["l1"]) == 0.0001
+        assert int(meta["epochs"]) == int(row["epochs"]) <= 400
+        assert meta["converged"] == row["converged"] and row["converged"] in ("true", "false")
+        assert float(meta["final_loss"]) == pytest.approx(float(row["final_loss"]))
+        assert float(meta["val_accuracy"]) == pytest.approx(float(row["val_accuracy"]))
+
+        net, _ = load_model(path)
+        assert net.sizes == (2, 4, 1)
+        assert (net.activation, net.output_activation) == ("relu", "identity")
+        x, y = load_data(out / f"seed-{seed}.npz", need_y=True)
+        assert x.shape == (200, 2) and y.shape == (200, 1)
+        # the stored validation accuracy is that of the stored model on the stored data
+        assert accuracy(net.forward(x), y) == pytest.approx(float(row["val_accuracy"]))
+        converged = float(row["val_accuracy"]) >= 0.99 and float(row["final_loss"]) <= 0.02
+        assert (row["converged"] == "true") == converged
+
+
+def test_train_options_reach_the_models(tmp_path, capsys):
+    out = tmp_path / "deep"
+    code, stdout, stderr = run(
+        [
+            "train",
+            "--task", "xor+and",
+            "--hidden", "3,3",
+            "--seeds", "4",
+            "--activation", "tanh",
+            "--output-activation", "sigmoid",
+            "--optimizer", "sgd",
+            "--lr", "0.1",
+            "--epochs", "20",
+            "--batch-size", "32",
+            "--dropout", "0.1",
+            "--orthogonality", "0.01",
+            "--noise", "0.0",
+            "--repeats", "10",
+            "--val-repeats", "5",
+            "--out", str(out),
+        ],
+        capsys,
+    )  # fmt: skip
+    assert code == 0, stderr
+    assert "converged 0/1" in stdout  # 20 epochs is too few
+    net, meta = load_model(out / "seed-4.safetensors")
+    assert net.sizes == (2, 3, 3, 2)
+    assert (net.activation, net.output_activation) == ("tanh", "sigmoid")
+    assert meta["optimizer"] == "sgd" and json.loads(meta["batch_size"]) == 32
+    assert meta["task"] == "xor+and" and float(meta["dropout"]) == 0.1
+    x, y = load_data(out / "seed-4.npz", need_y=True)
+    assert x.shape == (20, 2) and y.shape == (20, 2)
+    assert set(np.unique(x)) <= {0.0, 1.0}  # no noise
+
+
+BAD_INPUTS = {
+    "unknown task": ["--task", "xyzzy"],
+    "hidden zero": ["--hidden", "0"],
+    "hidden not a list": ["--hidden", "3;3"],
+    "hidden empty part": ["--hidden", "3,"],
+    "seeds empty": ["--seeds", ""],
+    "seeds reversed range": ["--seeds", "9-2"],
+    "seeds negative": ["--seeds", "-1"],
+    "seeds garbage": ["--seeds", "a-b"],
+    "negative l1": ["--l1", "-0.1"],
+    "negative l2": ["--l2", "-0.1"],
+    "negative orthogonality": ["--orthogonality", "-1"],
+    "dropout one": ["--dropout", "1"],
+    "dropout negative": ["--dropout", "-0.2"],
+    "unknown optimizer": ["--optimizer", "rmsprop"],
+    "unknown activation": ["--activation", "gelu"],
+    "unknown output activation": ["--output-activation", "softmax"],
+    "zero lr": ["--lr", "0"],
+    "negative lr": ["--lr", "-0.01"],
+    "zero epochs": ["--epochs", "0"],
+    "negative epochs": ["--epochs", "-5"],
+    "zero batch size": ["--batch-size", "0"],
+    "zero patience": ["--patience", "0"],
+    "min accuracy above one": ["--min-accuracy", "1.5"],
+    "negative noise": ["--noise", "-0.1"],
+    "unknown device": ["--device", "tpu"],
+}
+
+
+@pytest.mark.parametrize("case", BAD_INPUTS)
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(case, tmp_path, capsys):
+    out = tmp_path / "out"
+    code, stdout, stderr = run(
+        ["train", "--out", str(out), "--epochs", "5", *BAD_INPUTS[case]], capsys
+    )
+    assert code == 2
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), stderr
+    assert "Traceback" not in stderr
+    assert not out.exists()
+
+
+def test_non_numeric_value_exits_2_with_one_line(tmp_path, capsys):
+    out = tmp_path / "out"
+    code, _, stderr = run(["train", "--out", str(out), "--lr", "fast"], capsys)
+    assert code == 2
+    assert len(stderr.strip().splitlines()) == 1 and "Traceback" not in stderr
+    assert not out.exists()
+
+
+def test_out_that_is_a_file_exits_2(tmp_path, capsys):
+    out = tmp_path / "taken"
+    out.write_text("not a folder")
+    code, _, stderr = run(["train", "--out", str(out), "--epochs", "5"], capsys)
+    assert code == 2 and len(stderr.strip().splitlines()) == 1
+    assert out.read_text() == "not a folder"
