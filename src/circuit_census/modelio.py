@@ -12,6 +12,7 @@ import json
 import os
 import re
 import tempfile
+import warnings
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -126,10 +127,13 @@ def _read_state_dict(path: Path) -> dict[str, np.ndarray]:
     import torch
 
     try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns on stderr about pickle protocols
+            warnings.simplefilter("ignore")
+            obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
         raise InputError(
-            f"refusing to load {path.name}: not a plain tensor state_dict ({_first_line(exc)})"
+            f"refusing to load {path.name}: not a plain tensor state_dict "
+            f"({_first_line(exc)[:120]})"
         ) from None
     if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise InputError(f"{path.name} is not a state_dict of tensors")

@@ -182,8 +182,11 @@ def reproduce(
     scheduler: str | None = typer.Option(None, "--scheduler", help=_SCHEDULER_HELP),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
-    """Run the study's four experiments (l1, orthogonality, capacity, task complexity)
-    on fresh seeds and write report.md and report.html into the study directory."""
+    """Run the four built-in experiments on fresh seeds and write the report.
+
+    The experiments are l1, orthogonality, capacity and task complexity (see
+    docs/study.md); report.md and report.html go into the study directory.
+    """
     from circuit_census.experiments.presets import reproduction_sweep
     from circuit_census.experiments.runner import run_study
 
