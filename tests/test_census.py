@@ -398,3 +398,34 @@ def test_data_that_does_not_fit_is_refused():
         census(net, np.zeros((3, 3)))
     with pytest.raises(InputError, match="NaN"):
         census(net, np.array([[0.0, np.nan]]))
+
+
+# ----------------------------------------------------------------------------- devices
+
+
+@pytest.mark.parametrize("criterion", ["mse", "accuracy"])
+@pytest.mark.parametrize("out_act", ["identity", "sigmoid", "relu"])
+def test_pytorch_scorer_used_for_gpus_equals_the_compiled_kernels(criterion, out_act):
+    rng = np.random.default_rng(12)
+    seen_valid = seen_invalid = 0
+    for sizes in [(2, 5, 1), (2, 3, 2, 1), (2, 2, 2)]:
+        net = random_network(rng, sizes, "tanh", out_act)
+        x, y = xor_like_data(rng, 2, sizes[-1])
+        threshold = (
+            0.5 if criterion == "accuracy" else float(max(0.01, 0.5 * np.var(net.forward(x))))
+        )
+        kwargs = dict(criterion=criterion, threshold=threshold)
+        kwargs["output"] = "joint" if sizes[-1] > 1 else None
+        cpu = census(net, x, y, **kwargs)
+        torch_cpu = census(net, x, y, backend="torch", **kwargs)
+        assert torch_cpu.n_candidates == cpu.n_candidates
+        assert np.array_equal(torch_cpu.valid, cpu.valid)
+        seen_valid += cpu.n_valid
+        seen_invalid += cpu.n_candidates - cpu.n_valid
+    assert seen_valid > 0 and seen_invalid > 0
+
+
+def test_unavailable_device_is_a_clear_error():
+    net = random_network(np.random.default_rng(0), (2, 2, 1))
+    with pytest.raises(InputError, match="not available"):
+        census(net, np.zeros((3, 2)), device="nosuchdevice")

@@ -83,6 +83,7 @@ class _Problem:
     crit: Criterion
     limit: float
     n_samples: int
+    scorer: object | None = None  # a TorchScorer when the pairs are scored by PyTorch
 
 
 @dataclass
@@ -447,6 +448,14 @@ def _score_block(
     if additive is not None:
         add, (cz, E0, norm_a, scale_a) = additive
         cover_a, present_a = ha.cover | outer_cover, ha.present + outer_present
+        if pb.scorer is not None:
+            ok = pb.scorer.additive(
+                add, additive[1], a0, a1, cover_a, present_a, hb.cover, hb.present,
+                head.required, head.excluded, pb.limit, RECHECK_BAND,
+                kernels.ACT_CODES[net.output_activation], LIPSCHITZ_SQ[net.output_activation],
+            )  # fmt: skip
+            return _tally(pb, head, a0, ok, cover_a, present_a, base_bits, collect, totals,
+                          limit_held, sink)  # fmt: skip
         kernel = kernels.score_pairs_additive
         if (a1 - a0) * len(hb.cover) < kernels.PARALLEL_PAIRS:
             kernel = kernels.score_pairs_additive_serial
@@ -467,6 +476,15 @@ def _score_block(
             "accuracy": kernels.ACCURACY_ROUNDED if pb.crit.compat else kernels.ACCURACY,
         }[pb.crit.name]
         U = np.ascontiguousarray(ha.contrib[a0:a1] + outer_contrib + net.biases[-1])
+        cover_a, present_a = ha.cover | outer_cover, ha.present + outer_present
+        if pb.scorer is not None:
+            ok = pb.scorer.general(
+                U, hb.contrib, cover_a[a0:a1], present_a[a0:a1], hb.cover, hb.present,
+                head.required, head.excluded, pb.weight, pb.reference,
+                kernels.ACT_CODES[net.output_activation], crit, pb.limit,
+            )  # fmt: skip
+            return _tally(pb, head, a0, ok, cover_a, present_a, base_bits, collect, totals,
+                          limit_held, sink)  # fmt: skip
         kernel = kernels.score_pairs_general
         if (a1 - a0) * len(hb.cover) < kernels.PARALLEL_PAIRS:
             kernel = kernels.score_pairs_general_serial
@@ -477,20 +495,49 @@ def _score_block(
             kernels.ACT_CODES[net.output_activation], crit, pb.limit, want, out_valid,
         )  # fmt: skip
     n_cand, n_valid = int(np.sum(cand)), int(valid.sum())
+    if want and n_valid:
+        _keep(head, a0, out_valid, base_bits, collect, totals, limit_held, sink)
     totals.candidates += n_cand
     totals.valid += n_valid
-    if want and n_valid:
-        rows, cols = np.nonzero(out_valid)
-        bits = ha.bits[a0 + rows] | hb.bits[cols] | base_bits
-        if sink is not None:
-            sink(bits)
-        if collect and not totals.overflow:
-            if limit_held is not None and totals.held + len(bits) > limit_held:
-                totals.overflow = True
-                totals.chunks = []
-            else:
-                totals.chunks.append(bits)
-                totals.held += len(bits)
+    return n_cand
+
+
+def _keep(
+    head: _Head, a0: int, valid_mask: np.ndarray, base_bits: np.ndarray, collect: bool,
+    totals: _Totals, limit_held: int | None, sink: Callable[[np.ndarray], None] | None,
+) -> None:  # fmt: skip
+    """Turn a block's valid pairs into circuit bitsets: stream them, and hold them."""
+    rows, cols = np.nonzero(valid_mask)
+    bits = head.half_a.bits[a0 + rows] | head.half_b.bits[cols] | base_bits
+    if sink is not None:
+        sink(bits)
+    if collect and not totals.overflow:
+        if limit_held is not None and totals.held + len(bits) > limit_held:
+            totals.overflow = True
+            totals.chunks = []
+        else:
+            totals.chunks.append(bits)
+            totals.held += len(bits)
+
+
+def _tally(
+    pb: _Problem, head: _Head, a0: int, ok, cover_a: np.ndarray, present_a: np.ndarray,
+    base_bits: np.ndarray, collect: bool, totals: _Totals, limit_held: int | None,
+    sink: Callable[[np.ndarray], None] | None,
+) -> int:  # fmt: skip
+    """Count (and keep) a block scored on a PyTorch device."""
+    a1 = a0 + ok.shape[0]
+    n_cand = int(
+        pb.scorer.admissible(
+            cover_a[a0:a1], present_a[a0:a1], head.half_b.cover, head.half_b.present,
+            head.required, head.excluded,
+        ).sum()
+    )  # fmt: skip
+    n_valid = int(ok.sum())
+    if (collect or sink is not None) and n_valid:
+        _keep(head, a0, ok.cpu().numpy(), base_bits, collect, totals, limit_held, sink)
+    totals.candidates += n_cand
+    totals.valid += n_valid
     return n_cand
 
 
@@ -502,6 +549,8 @@ def _run(
     index, (me, of) = 0, shard or (0, 1)
     for prefix in _prefixes(pb):
         head = _head(pb, prefix, collect or sink is not None)
+        if pb.scorer is not None:
+            pb.scorer.forget()
         n_items = head.n_outer * head.n_blocks
         if (me - index) % of >= n_items:  # none of this prefix's work is ours
             index += n_items
@@ -576,6 +625,8 @@ def census(
     circuits_file: Path | None = None,
     shard: tuple[int, int] | None = None,
     workers: int = 1,
+    device: str = "cpu",
+    backend: str = "auto",
     progress: Callable[[int, int], None] | None = None,
 ) -> CensusResult:
     """Exact census of ``network`` on evaluation inputs ``x`` (targets ``y`` for accuracy).
@@ -585,8 +636,10 @@ def census(
     (``False``), or up to that many (an int; ``valid`` is ``None`` if more were found).
     ``circuits_file``: stream every valid circuit to a compact file (see ``circuitfile``).
     ``shard=(i, n)``: only shard ``i`` of ``n``; :func:`combine_results` joins shards.
-    ``workers``: local processes sharing the shards. ``progress(done, total)`` is called
-    as candidates are scored.
+    ``workers``: local processes sharing the shards. ``device``: ``"cpu"`` (compiled
+    kernels) or a PyTorch device such as ``"cuda"`` (``backend="torch"`` forces the PyTorch
+    scorer on the CPU too; decisions are float64 either way). ``progress(done, total)`` is
+    called as candidates are scored.
     """
     started = time.perf_counter()
     check_ablation(ablation)
@@ -607,6 +660,11 @@ def census(
             raise InputError(f"shard must be (i, n) with 0 <= i < n, got {shard}")
     if workers < 1:
         raise InputError("workers must be at least 1")
+    if backend not in ("auto", "numba", "torch"):
+        raise InputError(f"unknown backend {backend!r}; choose auto, numba or torch")
+    use_torch = backend == "torch" or (backend == "auto" and device != "cpu")
+    if use_torch and workers > 1:
+        raise InputError("--workers splits CPU work; use one worker with a GPU device")
     settings = {
         "ablation": ablation,
         "criterion": crit.name,
@@ -614,6 +672,7 @@ def census(
         "compat": compat,
         "output": "joint" if output == "joint" else out,
         "n_samples": int(len(x)),
+        "device": device,
     }
     limit_held = None if collect is True else (0 if collect is False else int(collect))
     writer = CircuitFileWriter(circuits_file, space, {"output": out}) if circuits_file else None
@@ -624,6 +683,10 @@ def census(
             )
         else:
             pb = _prepare(net, x, y, crit, ablation)
+            if use_torch:
+                from circuit_census.circuits.torch_backend import TorchScorer
+
+                pb.scorer = TorchScorer(device)
             settings_total = total if shard is None else None
             tick = None
             if progress is not None:

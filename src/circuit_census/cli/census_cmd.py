@@ -118,6 +118,9 @@ def census_command(
         help="Most valid circuits held in memory for minimal circuits and measures.",
     ),
     workers: int = typer.Option(1, "--workers", help="Local processes sharing the census."),
+    device: str = typer.Option(
+        "cpu", "--device", help="cpu (compiled kernels) or a PyTorch device such as cuda."
+    ),
     figures: Path | None = typer.Option(
         None, "--figures", help="Write circuit figures (PNG and SVG) into this folder."
     ),
@@ -174,6 +177,7 @@ def census_command(
                     ablation=ablation, criterion=crit.name, threshold=crit.threshold,
                     compat=compat, output=target, max_candidates=max_candidates,
                     collect=max_measured, circuits_file=circuits_path, workers=workers,
+                    device=device,
                     progress=tick,
                 )  # fmt: skip
             if circuits_path is not None:

@@ -35,7 +35,7 @@ EXPORT_MEASURES = (
 _WORKERS_HELP = "Local worker processes (default: one per CPU core; 1 = this process only)."
 _SCHEDULER_HELP = (
     "Run on a Dask distributed cluster at this scheduler address (tcp://HOST:PORT) "
-    "instead of local processes; needs pip install 'circuit-census[dask]'."
+    "instead of local processes; needs pip install 'circuit-census\\[dask]'."
 )
 
 
