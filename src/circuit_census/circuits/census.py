@@ -674,6 +674,8 @@ def census(
         "n_samples": int(len(x)),
         "device": device,
     }
+    if collect is not True and collect is not False and int(collect) <= 0:
+        collect = False  # holding at most none is not holding
     limit_held = None if collect is True else (0 if collect is False else int(collect))
     writer = CircuitFileWriter(circuits_file, space, {"output": out}) if circuits_file else None
     try:

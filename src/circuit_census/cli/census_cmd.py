@@ -285,7 +285,7 @@ def count_command(
     ),
 ) -> None:
     """Count the admissible circuits of an architecture exactly, without enumerating."""
-    from circuit_census.training import parse_hidden
+    from circuit_census.training_config import parse_hidden
 
     widths = parse_hidden(hidden)
     if inputs < 1 or outputs < 1:
@@ -294,6 +294,6 @@ def count_command(
     n = CircuitSpace(sizes, compat).count()
     what = "" if outputs == 1 else "jointly" if joint else f"per output (x{outputs})"
     typer.echo(
-        f"{'-'.join(map(str, sizes))}: {n:,} candidate circuits {what}; "
+        f"{'-'.join(map(str, sizes))}: {n:,} candidate circuits{' ' + what if what else ''}; "
         f"estimated census time {_duration(estimate_seconds(n))}"
     )

@@ -6,6 +6,7 @@ import csv
 import io
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -13,13 +14,10 @@ from circuit_census.cli import app
 from circuit_census.modelio import atomic_write, save_data, save_model
 from circuit_census.network import InputError
 from circuit_census.tasks import make_task
-from circuit_census.training import (
-    TrainConfig,
-    TrainedModel,
-    parse_hidden,
-    parse_seeds,
-    train_models,
-)
+from circuit_census.training_config import TrainConfig, parse_hidden, parse_seeds
+
+if TYPE_CHECKING:
+    from circuit_census.training import TrainedModel
 
 _D = TrainConfig()
 SUMMARY_FIELDS = ("seed", "converged", "final_loss", "val_accuracy", "epochs")
@@ -115,6 +113,8 @@ def train(
         raise InputError(f"--out {str(out)!r} exists and is not a folder")
 
     progress = not quiet and sys.stdout.isatty()
+    from circuit_census.training import train_models
+
     models = train_models(the_task, seed_list, config, progress=progress)
     write_models(out, the_task.name, models, config)
     _report(models, the_task.name, config, out, quiet)
