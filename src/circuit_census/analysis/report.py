@@ -156,7 +156,7 @@ def _finding_rank(experiment: str) -> int:
 
 def published_for(experiment: str) -> PublishedFinding | None:
     key = experiment.strip().lower().replace("_", "-")
-    if key == "task-complexity" or key == "complexity":
+    if key.startswith("task-complexity") or key == "complexity":  # the stacks variant too
         return PUBLISHED["task-complexity"]
     return PUBLISHED.get(key)
 
