@@ -143,7 +143,7 @@ def census_command(
     x, y = load_data(data, need_y=crit.needs_targets)
     check_inputs(network, x, y)
     m = network.sizes[-1]
-    console = Console(stderr=False, highlight=False)
+    console = Console(highlight=False, soft_wrap=True)
     targets: list[int | str | None] = [None] if m == 1 else list(range(m))
     if joint and m > 1:
         targets.append("joint")

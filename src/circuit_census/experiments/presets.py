@@ -1,4 +1,4 @@
-"""The study's built-in experiments (issue 6), as ordinary sweep documents.
+"""The study's built-in experiments, as ordinary sweep documents.
 
 Four presets, each a sweep (``circuit-census study preset NAME`` prints its TOML):
 
@@ -122,7 +122,8 @@ def preset_document(names: str | list[str] | tuple[str, ...], scale: str = "defa
     return {
         "study": {
             "name": f"circuit-census {title} study ({scale} scale)",
-            "description": "Built-in experiments of circuit-census (issue 6), on fresh seeds.",
+            "description": "The four built-in experiments of circuit-census (L1, "
+            "orthogonality, capacity, task complexity) on fresh seeds.",
         },
         "defaults": {
             "activation": "relu",
