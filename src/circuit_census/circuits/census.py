@@ -392,6 +392,24 @@ def _outer_combos(
 LIPSCHITZ_SQ = {"relu": 1.0, "leaky_relu": 1.0, "tanh": 1.0, "sigmoid": 1.0 / 16.0, "identity": 1.0}
 
 
+def activation_slope(name: str, z: np.ndarray) -> np.ndarray:
+    """Largest slope of the activation between ``z`` and any point further from 0
+    (its slope at ``z``, taking the larger one-sided slope at kinks), slightly inflated
+    so that rounding cannot make the bound it feeds too small."""
+    if name == "relu":
+        slope = np.where(z >= 0, 1.0, 0.0)
+    elif name == "leaky_relu":
+        slope = np.where(z >= 0, 1.0, 0.01)
+    elif name == "tanh":
+        slope = 1.0 - np.tanh(z) ** 2
+    elif name == "sigmoid":
+        s = 0.5 * (1.0 + np.tanh(0.5 * z))
+        slope = s * (1.0 - s)
+    else:
+        slope = np.ones_like(z)
+    return np.ascontiguousarray(slope * (1.0 + 1e-9) + 1e-300)
+
+
 class _Additive:
     """What the additive mse kernel needs for one prefix: half B's terms, and the dot
     products of every option of every unit of half A with every combination of half B."""
@@ -423,6 +441,8 @@ class _Additive:
         self.upresent = np.ascontiguousarray(keys[:, 1])
         self.target = np.ascontiguousarray(pb.reference.reshape(-1))
         self.weight = np.repeat(pb.weight, pb.net.sizes[-1])
+        self.pre_target = np.ascontiguousarray(pb.pre_reference.reshape(-1))
+        self.slope = activation_slope(pb.net.output_activation, self.pre_target)
 
     def for_outer(self, pb: _Problem, outer_contrib: np.ndarray) -> tuple:
         """Terms that depend on the outer units' combination: the constant part of the
@@ -435,64 +455,61 @@ class _Additive:
         return np.ascontiguousarray(constant.reshape(-1)), self.R_b @ c0, norm_a, scale_a
 
 
+def _kernel(threaded, serial, n_pairs: int):
+    """The threaded build of a kernel for large blocks, the serial one for small."""
+    return threaded if n_pairs >= kernels.PARALLEL_PAIRS else serial
+
+
 def _score_block(
     pb: _Problem, head: _Head, a0: int, a1: int, outer_contrib: np.ndarray, outer_cover: int,
     outer_present: int, base_bits: np.ndarray, collect: bool, totals: _Totals,
     limit_held: int | None,
     sink: Callable[[np.ndarray], None] | None, additive: tuple | None,
 ) -> int:  # fmt: skip
+    """Score pairs ``a0 <= a < a1`` of half A with all of half B; count and keep the valid."""
     ha, hb = head.half_a, head.half_b
     want = collect or sink is not None
     out_valid = np.zeros((a1 - a0, len(hb.cover)) if want else (1, 1), dtype=np.uint8)
-    net = pb.net
+    act = kernels.ACT_CODES[pb.net.output_activation]
+    cover_a, present_a = ha.cover | outer_cover, ha.present + outer_present
+    n_pairs = (a1 - a0) * len(hb.cover)
     if additive is not None:
         add, (cz, E0, norm_a, scale_a) = additive
-        cover_a, present_a = ha.cover | outer_cover, ha.present + outer_present
+        lipschitz_sq = LIPSCHITZ_SQ[pb.net.output_activation]
         if pb.scorer is not None:
             ok = pb.scorer.additive(
                 add, additive[1], a0, a1, cover_a, present_a, hb.cover, hb.present,
-                head.required, head.excluded, pb.limit, RECHECK_BAND,
-                kernels.ACT_CODES[net.output_activation], LIPSCHITZ_SQ[net.output_activation],
+                head.required, head.excluded, pb.limit, RECHECK_BAND, act, lipschitz_sq,
             )  # fmt: skip
             return _tally(pb, head, a0, ok, cover_a, present_a, base_bits, collect, totals,
                           limit_held, sink)  # fmt: skip
-        kernel = kernels.score_pairs_additive
-        if (a1 - a0) * len(hb.cover) < kernels.PARALLEL_PAIRS:
-            kernel = kernels.score_pairs_additive_serial
+        kernel = _kernel(kernels.score_pairs_additive, kernels.score_pairs_additive_serial, n_pairs)
         valid = kernel(
             add.E, E0, add.offset, add.radix, a0, a1, norm_a, scale_a, add.norm_b, add.root_b,
             cover_a, hb.cover, present_a, hb.present,
             head.required, head.excluded, pb.limit, RECHECK_BAND, add.Z_a, cz, add.Z_b,
-            add.target, add.weight, kernels.ACT_CODES[net.output_activation],
-            LIPSCHITZ_SQ[net.output_activation], want, out_valid,
+            add.target, add.weight, act, lipschitz_sq, want, out_valid,
+            add.pre_target, add.slope,
         )  # fmt: skip
         cand = kernels.count_candidates(
             cover_a[a0:a1], present_a[a0:a1], add.ucover, add.upresent, add.ucount,
             head.required, head.excluded,
         )  # fmt: skip
     else:
-        crit = {
-            "mse": kernels.MSE,
-            "accuracy": kernels.ACCURACY_ROUNDED if pb.crit.compat else kernels.ACCURACY,
-        }[pb.crit.name]
-        U = np.ascontiguousarray(ha.contrib[a0:a1] + outer_contrib + net.biases[-1])
-        cover_a, present_a = ha.cover | outer_cover, ha.present + outer_present
+        crit = kernels.ACCURACY_ROUNDED if pb.crit.compat else kernels.ACCURACY
+        U = np.ascontiguousarray(ha.contrib[a0:a1] + outer_contrib + pb.net.biases[-1])
         if pb.scorer is not None:
             ok = pb.scorer.general(
                 U, hb.contrib, cover_a[a0:a1], present_a[a0:a1], hb.cover, hb.present,
-                head.required, head.excluded, pb.weight, pb.reference,
-                kernels.ACT_CODES[net.output_activation], crit, pb.limit,
+                head.required, head.excluded, pb.weight, pb.reference, act, crit, pb.limit,
             )  # fmt: skip
             return _tally(pb, head, a0, ok, cover_a, present_a, base_bits, collect, totals,
                           limit_held, sink)  # fmt: skip
-        kernel = kernels.score_pairs_general
-        if (a1 - a0) * len(hb.cover) < kernels.PARALLEL_PAIRS:
-            kernel = kernels.score_pairs_general_serial
+        kernel = _kernel(kernels.score_pairs_general, kernels.score_pairs_general_serial, n_pairs)
         cand, valid = kernel(
-            U, hb.contrib, ha.cover[a0:a1] | outer_cover, hb.cover,
-            ha.present[a0:a1] + outer_present,
-            hb.present, head.required, head.excluded, pb.weight, pb.reference,
-            kernels.ACT_CODES[net.output_activation], crit, pb.limit, want, out_valid,
+            U, hb.contrib, cover_a[a0:a1], hb.cover, present_a[a0:a1], hb.present,
+            head.required, head.excluded, pb.weight, pb.reference, act, crit, pb.limit,
+            want, out_valid,
         )  # fmt: skip
     n_cand, n_valid = int(np.sum(cand)), int(valid.sum())
     if want and n_valid:

@@ -108,10 +108,29 @@ def squared_error(Z_a, a, cz, Z_b, b, target, weight, act, limit):
     return total
 
 
+@njit(inline="always", cache=True)
+def slope_bound(Z_a, a, cz, Z_b, b, pre_target, slope, weight, lipschitz, limit):
+    """An upper bound of pair (a, b)'s weighted squared error that needs no transcendental
+    function: point by point, the output moves by at most the pre-activation's move times
+    the activation's slope, which is at most ``slope[k]`` (the slope at the full model's
+    pre-activation) when moving away from 0 and at most ``lipschitz`` otherwise (every
+    activation here has a slope that does not grow away from 0). Stops at ``limit``."""
+    total = 0.0
+    for k in range(Z_b.shape[1]):
+        reference = pre_target[k]
+        d = Z_a[a, k] + cz[k] + Z_b[b, k] - reference
+        s = slope[k] if d * reference >= 0.0 else lipschitz
+        total += weight[k] * (s * d) * (s * d)
+        if total >= limit:
+            break
+    return total
+
+
 def _score_pairs_additive(
     E, E0, unit_offset, radix, a0, a1, norm_a, scale_a, norm_b, root_b,
     cover_a, cover_b, present_a, present_b, required, excluded_present,
     limit, band, Z_a, cz, Z_b, target, weight, act, lipschitz_sq, collect, out_valid,
+    pre_target, slope,
 ):  # fmt: skip
     """Score pairs for the mse criterion.
 
@@ -173,6 +192,12 @@ def _score_pairs_additive(
                     ok = total < low
                 else:
                     ok = lipschitz_sq * (total + tol) < limit
+                    if not ok:
+                        bound = slope_bound(
+                            Z_a, a, cz, Z_b, b, pre_target, slope, weight,
+                            np.sqrt(lipschitz_sq), limit,
+                        )  # fmt: skip
+                        ok = bound * (1.0 + 1e-9) < limit
                 if not ok:
                     ok = squared_error(Z_a, a, cz, Z_b, b, target, weight, act, limit) < limit
                 if ok:
