@@ -192,7 +192,7 @@ def _score_pairs_additive(
                     ok = total < low
                 else:
                     ok = lipschitz_sq * (total + tol) < limit
-                    if not ok:
+                    if not ok and (act == 2 or act == 3):  # worth it where exact costs tanh
                         bound = slope_bound(
                             Z_a, a, cz, Z_b, b, pre_target, slope, weight,
                             np.sqrt(lipschitz_sq), limit,
