@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,7 @@ from circuit_census.analysis.circuit_figures import (
     save_figure,
     write_census_figures,
 )
+from circuit_census.circuits.census import CensusResult
 from circuit_census.circuits.space import CircuitSpace, bools_to_bits
 from circuit_census.measures import circuit_measures, minimal_circuits
 from circuit_census.network import InputError, Network
@@ -32,21 +32,7 @@ XOR = Network(
 )
 
 
-@dataclass
-class FakeResult:
-    """The fields of ``CensusResult`` the figures read."""
-
-    space: CircuitSpace
-    network: Network
-    n_candidates: int
-    n_valid: int
-    valid: np.ndarray | None
-    settings: dict
-    output: int | None = None
-    seconds: float = 0.0
-
-
-def brute_census(network: Network, x: np.ndarray, threshold: float = 0.05) -> FakeResult:
+def brute_census(network: Network, x: np.ndarray, threshold: float = 0.05) -> CensusResult:
     """Every admissible circuit, zero-ablated by hand, valid when the MSE is below threshold."""
     space = CircuitSpace(network.sizes)
     ref = network.forward(x)
@@ -71,7 +57,7 @@ def brute_census(network: Network, x: np.ndarray, threshold: float = 0.05) -> Fa
         if np.mean((ablated.forward(x) - ref) ** 2) < threshold:
             valid.append(flags)
     bits = bools_to_bits(np.array(valid, dtype=bool).reshape(-1, space.n_edges), space.n_words)
-    return FakeResult(space, network, n_candidates, len(valid), bits, {"criterion": "mse"})
+    return CensusResult(space, network, n_candidates, len(valid), bits, {"criterion": "mse"})
 
 
 @pytest.fixture(scope="module")
