@@ -199,3 +199,20 @@ def test_bad_input_one_line_exit_2_no_output(files, override, fragment):
 def test_unknown_command_and_option_are_one_line_errors():
     assert_one_line_error(run("censusx"), "no such command")
     assert_one_line_error(run("count", "--widths", "3"), "no such option")
+
+
+def test_command_line_needs_no_click_package():
+    # Typer bundles its own click; the base install must not rely on the click package.
+    code = (
+        "import sys; sys.modules['click'] = None\n"
+        "from circuit_census.cli import main\n"
+        "main(['count', '--hidden', '2'])\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "15 candidate circuits" in proc.stdout
+    bad = subprocess.run(
+        [sys.executable, "-c", code.replace("'--hidden', '2'", "'--hidden', '2', '--nope'")],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert bad.returncode == 2 and bad.stderr.startswith("error:")

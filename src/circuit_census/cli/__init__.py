@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import sys
 
-import click
 import typer
 
 from circuit_census.network import InputError
@@ -31,10 +30,16 @@ def fail(message: str) -> None:
 
 
 def _click_classes(name: str) -> tuple[type[BaseException], ...]:
-    """``name`` from click and from the copy of click that Typer may bundle."""
-    found = {getattr(click.exceptions, name)}
+    """The click exception class ``name`` as Typer raises it (Typer may bundle its own
+    copy of click rather than depend on the click package)."""
+    found = set()
     for cls in (typer.BadParameter, typer.Exit, typer.Abort):
-        found.update(c for c in cls.__mro__ if c.__name__ == name)
+        for base in cls.__mro__:
+            if base.__name__ == name:
+                found.add(base)
+            twin = getattr(sys.modules.get(base.__module__), name, None)
+            if isinstance(twin, type) and issubclass(twin, BaseException):
+                found.add(twin)
     return tuple(found)
 
 
