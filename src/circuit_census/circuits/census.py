@@ -112,6 +112,17 @@ class _Totals:
     held: int = 0
     overflow: bool = False
 
+    def hold(self, bits: np.ndarray, limit_held: int | None) -> None:
+        """Keep ``bits`` in memory, or give up holding once more than ``limit_held``."""
+        if self.overflow:
+            return
+        if limit_held is not None and self.held + len(bits) > limit_held:
+            self.overflow = True
+            self.chunks = []
+        else:
+            self.chunks.append(bits)
+            self.held += len(bits)
+
 
 def _prepare(
     network: Network,
@@ -371,12 +382,10 @@ def _head(pb: _Problem, prefix: _Prefix, collect: bool) -> _Head:
     return _Head(units[:i], units[i:j], half_a, half_b, required, excluded, block)
 
 
-def _outer_combos(
-    pb: _Problem, head: _Head
-) -> Iterator[tuple[int, int, np.ndarray, int, np.ndarray]]:
-    """(cover, present, bits, index, contrib) of each combination of the outer units."""
+def _outer_combos(pb: _Problem, head: _Head) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
+    """(cover, present, bits, contrib) of each combination of the outer units."""
     ranges = [range(len(u.cover)) for u in head.outer]
-    for index, choice in enumerate(itertools.product(*ranges)):
+    for choice in itertools.product(*ranges):
         cover, present = 0, 0
         bits = np.zeros(pb.space.n_words, dtype=np.uint64)
         contrib = np.zeros((len(pb.x), pb.net.sizes[-1]))
@@ -385,7 +394,7 @@ def _outer_combos(
             present += int(u.present[c])
             bits |= u.bits[c]
             contrib = contrib + u.contrib[c]
-        yield cover, present, bits, index, contrib
+        yield cover, present, bits, contrib
 
 
 # Squared Lipschitz constants of the output activations (sigmoid' <= 1/4).
@@ -546,13 +555,8 @@ def _keep(
     bits = head.half_a.bits[a0 + rows] | head.half_b.bits[cols] | base_bits
     if sink is not None:
         sink(bits)
-    if collect and not totals.overflow:
-        if limit_held is not None and totals.held + len(bits) > limit_held:
-            totals.overflow = True
-            totals.chunks = []
-        else:
-            totals.chunks.append(bits)
-            totals.held += len(bits)
+    if collect:
+        totals.hold(bits, limit_held)
 
 
 def _tally(
@@ -593,7 +597,7 @@ def _run(
         additive = None
         if pb.crit.name == "mse":
             additive = _Additive(pb, head)
-        for cover, present, obits, _, contrib in _outer_combos(pb, head):
+        for cover, present, obits, contrib in _outer_combos(pb, head):
             base = prefix.bits | obits
             per_outer = None
             for blk in range(head.n_blocks):
@@ -798,16 +802,11 @@ def _run_workers(
                 progress(totals.candidates, total)
             if bits is not None and writer is not None:
                 writer.add(bits)
-            if overflow or totals.overflow:
+            if overflow:
                 totals.overflow = True
                 totals.chunks = []
             elif bits is not None:
-                if limit_held is not None and totals.held + len(bits) > limit_held:
-                    totals.overflow = True
-                    totals.chunks = []
-                else:
-                    totals.chunks.append(bits)
-                    totals.held += len(bits)
+                totals.hold(bits, limit_held)
     return totals
 
 

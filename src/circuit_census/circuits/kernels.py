@@ -12,7 +12,7 @@ import numpy as np
 from numba import njit, prange
 
 ACT_CODES = {"relu": 0, "leaky_relu": 1, "tanh": 2, "sigmoid": 3, "identity": 4}
-MSE, ACCURACY, ACCURACY_ROUNDED = 0, 1, 2
+ACCURACY, ACCURACY_ROUNDED = 1, 2
 
 
 @njit(inline="always", cache=True)
@@ -32,13 +32,14 @@ def _score_pairs_general(
     U, V, cover_a, cover_b, present_a, present_b, required, excluded_present,
     weights, reference, act, criterion, limit, collect, out_valid,
 ):  # fmt: skip
-    """Score pairs by evaluating the output point by point, stopping as soon as the
-    pair is decided invalid (the squared error or the wrong-sample weight only grows).
+    """Score pairs for the accuracy criterion by reading the output bits point by point,
+    stopping as soon as the wrong samples' weight passes the limit (it only grows).
 
     U: (nA, P, m) pre-activations of half a, bias included; V: (nB, P, m).
-    reference: full-model outputs (mse) or target bits (accuracy), (P, m).
-    limit: largest allowed error sum (exclusive, mse) or wrong weight (inclusive, accuracy).
+    reference: target bits, (P, m). limit: largest allowed wrong weight (inclusive).
+    ``criterion``: ACCURACY (bit = output >= 0.5) or ACCURACY_ROUNDED (round half even).
     Returns per-row (candidates, valid) counts; marks out_valid[a, b] when collect.
+    (The mse criterion always takes :func:`score_pairs_additive`.)
     """
     n_a, n_points, n_out = U.shape
     n_b = V.shape[0]
@@ -53,36 +54,23 @@ def _score_pairs_general(
             if present_a[a] + present_b[b] == excluded_present:
                 continue
             n_cand += 1
-            ok = True
-            if criterion == MSE:
-                total = 0.0
-                for p in range(n_points):
-                    s = 0.0
-                    for o in range(n_out):
-                        d = activate(U[a, p, o] + V[b, p, o], act) - reference[p, o]
-                        s += d * d
-                    total += weights[p] * s
-                    if total >= limit:
-                        ok = False
+            wrong = 0.0
+            for p in range(n_points):
+                right = True
+                for o in range(n_out):
+                    g = activate(U[a, p, o] + V[b, p, o], act)
+                    if criterion == ACCURACY:
+                        bit = 1.0 if g >= 0.5 else 0.0
+                    else:
+                        bit = np.rint(g)  # round half to even, like torch.round
+                    if bit != reference[p, o]:
+                        right = False
                         break
-            else:
-                wrong = 0.0
-                for p in range(n_points):
-                    right = True
-                    for o in range(n_out):
-                        g = activate(U[a, p, o] + V[b, p, o], act)
-                        if criterion == ACCURACY:
-                            bit = 1.0 if g >= 0.5 else 0.0
-                        else:
-                            bit = np.rint(g)  # round half to even, like torch.round
-                        if bit != reference[p, o]:
-                            right = False
-                            break
-                    if not right:
-                        wrong += weights[p]
-                        if wrong > limit:
-                            break
-                ok = wrong <= limit
+                if not right:
+                    wrong += weights[p]
+                    if wrong > limit:
+                        break
+            ok = wrong <= limit
             if ok:
                 n_valid += 1
                 if collect:

@@ -107,8 +107,8 @@ class TorchScorer:
         self, U: np.ndarray, Vc: np.ndarray, cover_a, present_a, cover_b, present_b,
         required: int, excluded: int, weight, reference, act: int, criterion: int, limit: float,
     ) -> torch.Tensor:  # fmt: skip
-        """Valid mask of the point-by-point criteria, as ``score_pairs_general``."""
-        from circuit_census.circuits.kernels import ACCURACY, MSE
+        """Valid mask of the accuracy criterion, as ``score_pairs_general``."""
+        from circuit_census.circuits.kernels import ACCURACY
 
         Ut = torch.as_tensor(U, device=self.device)
         V, w, ref = self.t(Vc), self.t(weight), self.t(reference)
@@ -118,12 +118,7 @@ class TorchScorer:
         step = max(1, PAIR_CHUNK // max(per_row, 1))
         for s in range(0, Ut.shape[0], step):
             g = _activate(Ut[s : s + step, None] + V[None], act)  # (r, n_b, P, m)
-            if criterion == MSE:
-                err = ((g - ref) ** 2).sum(dim=3) @ w
-                good = err < limit
-            else:
-                bits = (g >= 0.5).to(g.dtype) if criterion == ACCURACY else torch.round(g)
-                wrong = (~(bits == ref).all(dim=3)).to(g.dtype) @ w
-                good = wrong <= limit
-            ok[s : s + step] = good & adm[s : s + step]
+            bits = (g >= 0.5).to(g.dtype) if criterion == ACCURACY else torch.round(g)
+            wrong = (~(bits == ref).all(dim=3)).to(g.dtype) @ w
+            ok[s : s + step] = (wrong <= limit) & adm[s : s + step]
         return ok
