@@ -17,6 +17,7 @@ covered, the compatibility mode's exclusions) is a bitmask test on each pair. Wo
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import time
@@ -38,6 +39,7 @@ HALF_COMBOS = 1 << 16  # most combinations held for one half
 HALF_BYTES = 160 << 20  # and at most this much of their contributions
 BLOCK_ELEMENTS = 1 << 22  # pairs scored per kernel call
 RECHECK_BAND = 1e-11  # rounding bound (relative) within which the additive path re-sums
+PAIR_LEAF = 16  # branch and bound over half B stops at families this small
 
 
 @dataclass
@@ -57,6 +59,7 @@ class CensusResult:
     output: int | None = None
     seconds: float = 0.0
     shard: tuple[int, int] | None = None
+    n_bounded: int = 0  # candidates decided by bounds on a whole family, not pair by pair
 
     def edge_masks(self, bits: np.ndarray, full_sizes: Sequence[int] | None = None) -> list:
         """Per-layer 0/1 masks of one circuit; for a per-output census, in the orientation
@@ -84,6 +87,12 @@ class _Problem:
     limit: float
     n_samples: int
     scorer: object | None = None  # a TorchScorer when the pairs are scored by PyTorch
+    prune: bool = True  # decide families of circuits by bounds before scoring pairs
+
+    @property
+    def term_weight(self) -> np.ndarray:
+        """Weights per (point, output) term."""
+        return np.repeat(self.weight, self.net.sizes[-1])
 
 
 @dataclass
@@ -111,6 +120,7 @@ class _Totals:
     chunks: list = field(default_factory=list)
     held: int = 0
     overflow: bool = False
+    bounded: int = 0  # candidates decided by bounds on a whole family at once
 
     def hold(self, bits: np.ndarray, limit_held: int | None) -> None:
         """Keep ``bits`` in memory, or give up holding once more than ``limit_held``."""
@@ -360,6 +370,7 @@ class _Head:
     required: int
     excluded: int
     block: int
+    bounds: _Bounds
 
     @property
     def n_outer(self) -> int:
@@ -370,8 +381,80 @@ class _Head:
         return -(-len(self.half_a.cover) // self.block)
 
 
+@dataclass
+class _Tree:
+    """The combinations of a group of units as a tree for branch and bound (terms
+    flattened over points x outputs): every option of every unit, and the least and most
+    that units ``d..`` (and whatever else is free) can add."""
+
+    options: np.ndarray  # (sum of radices, K)
+    offset: np.ndarray  # first row of each unit in ``options``
+    radix: np.ndarray  # options per unit
+    rest_lo: np.ndarray  # (n_units + 1, K)
+    rest_hi: np.ndarray
+
+
+def _tree(units: list[_Group], n_terms: int, free_lo: np.ndarray, free_hi: np.ndarray) -> _Tree:
+    flat = [u.contrib.reshape(len(u.cover), n_terms) for u in units]
+    rest_lo, rest_hi = [free_lo], [free_hi]
+    for c in reversed(flat):
+        rest_lo.append(rest_lo[-1] + c.min(axis=0))
+        rest_hi.append(rest_hi[-1] + c.max(axis=0))
+    radix = np.array([len(u.cover) for u in units], dtype=np.int64)
+    return _Tree(
+        options=np.ascontiguousarray(np.concatenate(flat) if flat else np.zeros((1, n_terms))),
+        offset=np.concatenate([[0], np.cumsum(radix)[:-1]]).astype(np.int64),
+        radix=radix,
+        rest_lo=np.ascontiguousarray(rest_lo[::-1]),
+        rest_hi=np.ascontiguousarray(rest_hi[::-1]),
+    )
+
+
+@dataclass
+class _Bounds:
+    """What branch and bound needs: half A's tree (half B free), half B's tree (a row of
+    A fixed), the rounding allowance on pre-activations, and the distinct (cover, present)
+    values of half B with their counts."""
+
+    tree_a: _Tree
+    tree_b: _Tree
+    pad: np.ndarray  # (K,)
+    ucover: np.ndarray
+    upresent: np.ndarray
+    ucount: np.ndarray
+
+
+def _bounds(pb: _Problem, units: list[_Group], i: int, j: int, half_b: _Group) -> _Bounds:
+    n_terms = len(pb.x) * pb.net.sizes[-1]
+    zero = np.zeros(n_terms)
+    tree_b = _tree(units[j:], n_terms, zero, zero)
+    tree_a = _tree(units[i:j], n_terms, tree_b.rest_lo[0], tree_b.rest_hi[0])
+    scale = 1.0 + np.abs(pb.net.biases[-1]).max() + np.abs(pb.pre_reference).reshape(-1)
+    for u in units:
+        scale = scale + np.abs(u.contrib).max(axis=0).reshape(-1)
+    keys, ucount = np.unique(
+        np.stack([half_b.cover, half_b.present], axis=1), axis=0, return_counts=True
+    )
+    return _Bounds(
+        tree_a=tree_a,
+        tree_b=tree_b,
+        pad=kernels.VALUE_SLACK * scale,
+        ucover=np.ascontiguousarray(keys[:, 0]),
+        upresent=np.ascontiguousarray(keys[:, 1]),
+        ucount=ucount.astype(np.int64),
+    )
+
+
+def _by_spread(units: list[_Group]) -> list[_Group]:
+    """Units whose options move the output most first: branch and bound fixes them first
+    and keeps the small ones (bounded tightly together) in half B."""
+    spread = [float(np.ptp(u.contrib, axis=0).max()) for u in units]
+    return [units[i] for i in np.argsort(-np.array(spread), kind="stable")]
+
+
 def _head(pb: _Problem, prefix: _Prefix, collect: bool) -> _Head:
     units, required, excluded = _unit_options(pb, prefix)
+    units = _by_spread(units)
     per_combo = len(pb.x) * pb.net.sizes[-1] * 8
     i, j = _split([len(u.cover) for u in units], per_combo)
     half_b = _product(pb, units[j:])
@@ -379,7 +462,8 @@ def _head(pb: _Problem, prefix: _Prefix, collect: bool) -> _Head:
     block = max(1, min(len(half_a.cover), BLOCK_ELEMENTS // len(half_b.cover)))
     if not collect:  # no pair matrix to hold: larger blocks, still fine-grained progress
         block = max(block, -(-len(half_a.cover) // 64))
-    return _Head(units[:i], units[i:j], half_a, half_b, required, excluded, block)
+    bounds = _bounds(pb, units, i, j, half_b)
+    return _Head(units[:i], units[i:j], half_a, half_b, required, excluded, block, bounds)
 
 
 def _outer_combos(pb: _Problem, head: _Head) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
@@ -443,11 +527,6 @@ class _Additive:
         for c in units:
             scale = (scale[:, None] + np.sqrt(np.einsum("ij,ij->i", c, c))[None, :]).reshape(-1)
         self.unit_scale = scale
-        keys, self.ucount = np.unique(
-            np.stack([head.half_b.cover, head.half_b.present], axis=1), axis=0, return_counts=True
-        )
-        self.ucover = np.ascontiguousarray(keys[:, 0])
-        self.upresent = np.ascontiguousarray(keys[:, 1])
         self.target = np.ascontiguousarray(pb.reference.reshape(-1))
         self.weight = np.repeat(pb.weight, pb.net.sizes[-1])
         self.pre_target = np.ascontiguousarray(pb.pre_reference.reshape(-1))
@@ -482,68 +561,179 @@ class _Additive:
         return cz, self.R_b @ c0, norm_a, scale_a
 
 
+class _LazyAdditive:
+    """The mse kernel's terms for one prefix, built the first time a pair needs them
+    (bounds often decide every pair), and those of the latest outer combination."""
+
+    def __init__(self, pb: _Problem, head: _Head):
+        self.pb, self.head = pb, head
+        self.prefix: _Additive | None = None
+        self.key, self.outer = None, None
+
+    def get(self, key: int, outer_contrib: np.ndarray) -> tuple:
+        if self.prefix is None:
+            self.prefix = _Additive(self.pb, self.head)
+        if self.key != key:
+            self.key, self.outer = key, self.prefix.for_outer(self.pb, outer_contrib)
+        return self.prefix, self.outer
+
+
 def _kernel(threaded, serial, n_pairs: int):
     """The threaded build of a kernel for large blocks, the serial one for small."""
     return threaded if n_pairs >= kernels.PARALLEL_PAIRS else serial
 
 
+@dataclass
+class _Outer:
+    """One combination of the outer units, with what it adds to every pair."""
+
+    cover_a: np.ndarray  # (n_a,) what each row of half A covers, with this combination
+    present_a: np.ndarray  # (n_a,) last-hidden nodes each row keeps, with this combination
+    bits: np.ndarray  # its edges, with the prefix's
+    contrib: np.ndarray  # (P, m) added to the output pre-activation
+    additive: Callable[[], tuple] | None = None  # the mse kernel's terms, made when needed
+
+
 def _score_block(
-    pb: _Problem, head: _Head, a0: int, a1: int, outer_contrib: np.ndarray, outer_cover: int,
-    outer_present: int, base_bits: np.ndarray, collect: bool, totals: _Totals,
-    limit_held: int | None,
-    sink: Callable[[np.ndarray], None] | None, additive: tuple | None,
+    pb: _Problem, head: _Head, a0: int, a1: int, outer: _Outer, collect: bool,
+    totals: _Totals, limit_held: int | None, sink: Callable[[np.ndarray], None] | None,
 ) -> int:  # fmt: skip
-    """Score pairs ``a0 <= a < a1`` of half A with all of half B; count and keep the valid."""
+    """Count the candidates among rows ``a0 <= a < a1`` of half A (with all of half B),
+    and count and keep the valid ones: rows whose pairs all share a verdict are decided
+    by bounds at once, the others pair by pair."""
+    bd = head.bounds
+    cover_a, present_a = outer.cover_a[a0:a1], outer.present_a[a0:a1]
+    groups = (bd.ucover, bd.upresent, bd.ucount, head.required, head.excluded)
+    n_cand = int(kernels.count_candidates(cover_a, present_a, *groups))
+    state = np.zeros(a1 - a0, dtype=np.int8)
+    base = (outer.contrib + pb.net.biases[-1]).reshape(-1)
+    if pb.prune:
+        _branch_and_bound(pb, bd.tree_a, bd.pad, base, a0, a1, 1, state)
+    want = sink is not None or (collect and not totals.overflow)
+    edges = np.flatnonzero(np.diff(state, prepend=np.int8(2), append=np.int8(2)))
+    for r0, r1 in zip(edges[:-1], edges[1:]):
+        verdict = state[r0]
+        if verdict == 0:
+            _score_rows(pb, head, a0 + r0, a0 + r1, outer, base, collect, want, totals,
+                        limit_held, sink)  # fmt: skip
+            continue
+        n_decided = int(kernels.count_candidates(cover_a[r0:r1], present_a[r0:r1], *groups))
+        totals.bounded += n_decided
+        if verdict == 1:
+            totals.valid += n_decided
+            if want and n_decided:
+                valid_mask = _admissible(head, outer, a0 + r0, a0 + r1)
+                _keep(head, a0 + r0, valid_mask, outer.bits, collect, totals, limit_held, sink)
+    totals.candidates += n_cand
+    return n_cand
+
+
+def _admissible(head: _Head, outer: _Outer, a0: int, a1: int) -> np.ndarray:
+    """Which pairs of rows ``a0 <= a < a1`` of half A with half B are candidates."""
+    hb = head.half_b
+    covered = (outer.cover_a[a0:a1, None] | hb.cover[None, :]) == head.required
+    return covered & ((outer.present_a[a0:a1, None] + hb.present[None, :]) != head.excluded)
+
+
+def _branch_and_bound(
+    pb: _Problem, tree: _Tree, pad: np.ndarray, base: np.ndarray, lo: int, hi: int, leaf: int,
+    state: np.ndarray,
+) -> None:  # fmt: skip
+    """Verdicts of the combinations ``lo <= c < hi`` of ``tree`` by bounds (see
+    :func:`kernels.branch_and_bound`), written to ``state``."""
+    crit = _criterion_code(pb)
+    weight = pb.weight if crit != kernels.MSE else pb.term_weight
+    kernels.branch_and_bound(
+        tree.options, tree.offset, tree.radix, tree.rest_lo, tree.rest_hi, pad, base, lo, hi,
+        leaf, pb.reference.reshape(-1), weight, pb.net.sizes[-1],
+        kernels.ACT_CODES[pb.net.output_activation], crit, pb.limit, state,
+    )  # fmt: skip
+
+
+def _score_rows(
+    pb: _Problem, head: _Head, a0: int, a1: int, outer: _Outer, base: np.ndarray,
+    collect: bool, want: bool, totals: _Totals, limit_held: int | None,
+    sink: Callable[[np.ndarray], None] | None,
+) -> None:  # fmt: skip
+    """Score rows ``a0 <= a < a1`` of half A pair by pair, in chunks of bounded size. Where
+    a pair costs more than a bound (any output activation but identity, or accuracy), each
+    row's pairs are first decided by branch and bound over half B as far as it goes."""
+    n_b = len(head.half_b.cover)
+    step = max(1, BLOCK_ELEMENTS // n_b)
+    cheap_pairs = pb.crit.name == "mse" and pb.net.output_activation == "identity"
+    use_state = pb.prune and pb.scorer is None and not cheap_pairs
+    for c0 in range(a0, a1, step):
+        c1 = min(c0 + step, a1)
+        pair_state = np.zeros((c1 - c0, n_b) if use_state else (1, 1), dtype=np.int8)
+        if use_state:
+            rows = head.half_a.contrib[c0:c1].reshape(c1 - c0, -1)
+            for r in range(c1 - c0):
+                _branch_and_bound(
+                    pb, head.bounds.tree_b, head.bounds.pad, base + rows[r], 0, n_b, PAIR_LEAF,
+                    pair_state[r],
+                )  # fmt: skip
+            admissible = _admissible(head, outer, c0, c1)
+            totals.bounded += int(np.count_nonzero(admissible & (pair_state != 0)))
+        n_valid, valid_mask = _score_pairs(pb, head, c0, c1, outer, want, use_state, pair_state)
+        totals.valid += n_valid
+        if want and n_valid:
+            _keep(head, c0, valid_mask, outer.bits, collect, totals, limit_held, sink)
+
+
+def _criterion_code(pb: _Problem) -> int:
+    if pb.crit.name == "mse":
+        return kernels.MSE
+    return kernels.ACCURACY_ROUNDED if pb.crit.compat else kernels.ACCURACY
+
+
+def _score_pairs(
+    pb: _Problem, head: _Head, a0: int, a1: int, outer: _Outer, want: bool, use_state: bool,
+    pair_state: np.ndarray,
+) -> tuple[int, np.ndarray | None]:  # fmt: skip
+    """Score every pair of rows ``a0 <= a < a1`` of half A with half B (but those already
+    decided in ``pair_state``, with ``use_state``): the number of valid pairs and, when
+    ``want``, their mask."""
     ha, hb = head.half_a, head.half_b
-    want = collect or sink is not None
-    out_valid = np.zeros((a1 - a0, len(hb.cover)) if want else (1, 1), dtype=np.uint8)
+    cover_a, present_a = outer.cover_a, outer.present_a
     act = kernels.ACT_CODES[pb.net.output_activation]
-    cover_a, present_a = ha.cover | outer_cover, ha.present + outer_present
+    admissibility = (hb.cover, hb.present, head.required, head.excluded)
     n_pairs = (a1 - a0) * len(hb.cover)
-    if additive is not None:
-        add, (cz, E0, norm_a, scale_a) = additive
+    if pb.crit.name == "mse":
+        add, per_outer = outer.additive()
         lipschitz_sq = LIPSCHITZ_SQ[pb.net.output_activation]
         if pb.scorer is not None:
             ok = pb.scorer.additive(
-                add, additive[1], a0, a1, cover_a, present_a, hb.cover, hb.present,
-                head.required, head.excluded, pb.limit, RECHECK_BAND, act, lipschitz_sq,
+                add, per_outer, a0, a1, cover_a, present_a, *admissibility,
+                pb.limit, RECHECK_BAND, act, lipschitz_sq,
             )  # fmt: skip
-            return _tally(pb, head, a0, ok, cover_a, present_a, base_bits, collect, totals,
-                          limit_held, sink)  # fmt: skip
+            return int(ok.sum()), ok.cpu().numpy()
+        cz, E0, norm_a, scale_a = per_outer
+        out_valid = np.zeros((a1 - a0, len(hb.cover)) if want else (1, 1), dtype=np.uint8)
         kernel = _kernel(kernels.score_pairs_additive, kernels.score_pairs_additive_serial, n_pairs)
         valid = kernel(
             add.E, E0, add.offset, add.radix, a0, a1, norm_a, scale_a, add.norm_b, add.root_b,
             cover_a, hb.cover, present_a, hb.present,
             head.required, head.excluded, pb.limit, RECHECK_BAND, add.Z_a, cz, add.Z_b,
             add.target, add.weight, act, lipschitz_sq, want, out_valid,
-            add.pre_target, add.slope,
+            add.pre_target, add.slope, use_state, pair_state,
         )  # fmt: skip
-        cand = kernels.count_candidates(
-            cover_a[a0:a1], present_a[a0:a1], add.ucover, add.upresent, add.ucount,
-            head.required, head.excluded,
+        return int(valid.sum()), out_valid
+    crit = _criterion_code(pb)
+    U = np.ascontiguousarray(ha.contrib[a0:a1] + outer.contrib + pb.net.biases[-1])
+    if pb.scorer is not None:
+        ok = pb.scorer.general(
+            U, hb.contrib, cover_a[a0:a1], present_a[a0:a1], *admissibility,
+            pb.weight, pb.reference, act, crit, pb.limit,
         )  # fmt: skip
-    else:
-        crit = kernels.ACCURACY_ROUNDED if pb.crit.compat else kernels.ACCURACY
-        U = np.ascontiguousarray(ha.contrib[a0:a1] + outer_contrib + pb.net.biases[-1])
-        if pb.scorer is not None:
-            ok = pb.scorer.general(
-                U, hb.contrib, cover_a[a0:a1], present_a[a0:a1], hb.cover, hb.present,
-                head.required, head.excluded, pb.weight, pb.reference, act, crit, pb.limit,
-            )  # fmt: skip
-            return _tally(pb, head, a0, ok, cover_a, present_a, base_bits, collect, totals,
-                          limit_held, sink)  # fmt: skip
-        kernel = _kernel(kernels.score_pairs_general, kernels.score_pairs_general_serial, n_pairs)
-        cand, valid = kernel(
-            U, hb.contrib, cover_a[a0:a1], hb.cover, present_a[a0:a1], hb.present,
-            head.required, head.excluded, pb.weight, pb.reference, act, crit, pb.limit,
-            want, out_valid,
-        )  # fmt: skip
-    n_cand, n_valid = int(np.sum(cand)), int(valid.sum())
-    if want and n_valid:
-        _keep(head, a0, out_valid, base_bits, collect, totals, limit_held, sink)
-    totals.candidates += n_cand
-    totals.valid += n_valid
-    return n_cand
+        return int(ok.sum()), ok.cpu().numpy()
+    out_valid = np.zeros((a1 - a0, len(hb.cover)) if want else (1, 1), dtype=np.uint8)
+    kernel = _kernel(kernels.score_pairs_general, kernels.score_pairs_general_serial, n_pairs)
+    _, valid = kernel(
+        U, hb.contrib, cover_a[a0:a1], hb.cover, present_a[a0:a1], hb.present,
+        head.required, head.excluded, pb.weight, pb.reference, act, crit, pb.limit,
+        want, out_valid, use_state, pair_state,
+    )  # fmt: skip
+    return int(valid.sum()), out_valid
 
 
 def _keep(
@@ -557,27 +747,6 @@ def _keep(
         sink(bits)
     if collect:
         totals.hold(bits, limit_held)
-
-
-def _tally(
-    pb: _Problem, head: _Head, a0: int, ok, cover_a: np.ndarray, present_a: np.ndarray,
-    base_bits: np.ndarray, collect: bool, totals: _Totals, limit_held: int | None,
-    sink: Callable[[np.ndarray], None] | None,
-) -> int:  # fmt: skip
-    """Count (and keep) a block scored on a PyTorch device."""
-    a1 = a0 + ok.shape[0]
-    n_cand = int(
-        pb.scorer.admissible(
-            cover_a[a0:a1], present_a[a0:a1], head.half_b.cover, head.half_b.present,
-            head.required, head.excluded,
-        ).sum()
-    )  # fmt: skip
-    n_valid = int(ok.sum())
-    if (collect or sink is not None) and n_valid:
-        _keep(head, a0, ok.cpu().numpy(), base_bits, collect, totals, limit_held, sink)
-    totals.candidates += n_cand
-    totals.valid += n_valid
-    return n_cand
 
 
 def _run(
@@ -594,22 +763,20 @@ def _run(
         if (me - index) % of >= n_items:  # none of this prefix's work is ours
             index += n_items
             continue
-        additive = None
-        if pb.crit.name == "mse":
-            additive = _Additive(pb, head)
-        for cover, present, obits, contrib in _outer_combos(pb, head):
-            base = prefix.bits | obits
-            per_outer = None
+        terms = _LazyAdditive(pb, head)
+        for n, (cover, present, obits, contrib) in enumerate(_outer_combos(pb, head)):
+            outer = _Outer(
+                cover_a=head.half_a.cover | cover,
+                present_a=head.half_a.present + present,
+                bits=prefix.bits | obits,
+                contrib=contrib,
+                additive=functools.partial(terms.get, n, contrib),
+            )
             for blk in range(head.n_blocks):
                 if index % of == me:
-                    if additive is not None and per_outer is None:
-                        per_outer = (additive, additive.for_outer(pb, contrib))
                     a0 = blk * head.block
                     a1 = min(a0 + head.block, len(head.half_a.cover))
-                    done = _score_block(
-                        pb, head, a0, a1, contrib, cover, present, base, collect, totals,
-                        limit_held, sink, per_outer,
-                    )  # fmt: skip
+                    done = _score_block(pb, head, a0, a1, outer, collect, totals, limit_held, sink)
                     if progress is not None:
                         progress(done)
                 index += 1
@@ -666,6 +833,7 @@ def census(
     workers: int = 1,
     device: str = "cpu",
     backend: str = "auto",
+    prune: bool = True,
     progress: Callable[[int, int], None] | None = None,
 ) -> CensusResult:
     """Exact census of ``network`` on evaluation inputs ``x`` (targets ``y`` for accuracy).
@@ -677,8 +845,10 @@ def census(
     ``shard=(i, n)``: only shard ``i`` of ``n``; :func:`combine_results` joins shards.
     ``workers``: local processes sharing the shards. ``device``: ``"cpu"`` (compiled
     kernels) or a PyTorch device such as ``"cuda"`` (``backend="torch"`` forces the PyTorch
-    scorer on the CPU too; decisions are float64 either way). ``progress(done, total)`` is
-    called as candidates are scored.
+    scorer on the CPU too; decisions are float64 either way). ``prune``: decide whole
+    families of circuits at once by interval bounds where they agree (the answer is the
+    same; ``False`` scores every pair, for checking). ``progress(done, total)`` is called
+    as candidates are scored.
     """
     started = time.perf_counter()
     check_ablation(ablation)
@@ -720,10 +890,11 @@ def census(
     try:
         if workers > 1 and shard is None:
             totals = _run_workers(
-                net, x, y, crit, ablation, workers, limit_held, writer, progress, total
+                net, x, y, crit, ablation, prune, workers, limit_held, writer, progress, total
             )
         else:
             pb = _prepare(net, x, y, crit, ablation)
+            pb.prune = prune
             if use_torch:
                 from circuit_census.circuits.torch_backend import TorchScorer
 
@@ -763,11 +934,12 @@ def census(
         output=out,
         seconds=time.perf_counter() - started,
         shard=shard,
+        n_bounded=totals.bounded,
     )
 
 
-def _shard_job(args) -> tuple[int, int, np.ndarray | None, bool]:
-    net, x, y, crit, ablation, shard, limit_held, n_threads = args
+def _shard_job(args) -> tuple[int, int, int, np.ndarray | None, bool]:
+    net, x, y, crit, ablation, prune, shard, limit_held, n_threads = args
     try:
         import numba
 
@@ -775,15 +947,16 @@ def _shard_job(args) -> tuple[int, int, np.ndarray | None, bool]:
     except (ImportError, ValueError):
         pass
     pb = _prepare(net, x, y, crit, ablation)
+    pb.prune = prune
     totals = _run(pb, shard, True, limit_held, None, None)
     bits = None
     if not totals.overflow:
         bits = np.concatenate(totals.chunks) if totals.chunks else None
-    return totals.candidates, totals.valid, bits, totals.overflow
+    return totals.candidates, totals.valid, totals.bounded, bits, totals.overflow
 
 
 def _run_workers(
-    net, x, y, crit, ablation, workers, limit_held, writer, progress, total
+    net, x, y, crit, ablation, prune, workers, limit_held, writer, progress, total
 ) -> _Totals:
     import multiprocessing
     import os
@@ -791,13 +964,16 @@ def _run_workers(
     n_threads = max(1, (os.cpu_count() or 1) // workers)
     # a streaming file needs every circuit back; otherwise only what is kept in memory
     held = None if writer is not None else limit_held
-    jobs = [(net, x, y, crit, ablation, (i, workers), held, n_threads) for i in range(workers)]
+    jobs = [
+        (net, x, y, crit, ablation, prune, (i, workers), held, n_threads) for i in range(workers)
+    ]
     totals = _Totals()
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        for cand, valid, bits, overflow in pool.map(_shard_job, jobs):
+        for cand, valid, bounded, bits, overflow in pool.map(_shard_job, jobs):
             totals.candidates += cand
             totals.valid += valid
+            totals.bounded += bounded
             if progress is not None:
                 progress(totals.candidates, total)
             if bits is not None and writer is not None:
@@ -826,6 +1002,7 @@ def combine_results(parts: Sequence[CensusResult]) -> CensusResult:
         first,
         n_candidates=sum(p.n_candidates for p in parts),
         n_valid=sum(p.n_valid for p in parts),
+        n_bounded=sum(p.n_bounded for p in parts),
         valid=valid,
         seconds=sum(p.seconds for p in parts),
         shard=None,

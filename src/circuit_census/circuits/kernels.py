@@ -12,7 +12,12 @@ import numpy as np
 from numba import njit, prange
 
 ACT_CODES = {"relu": 0, "leaky_relu": 1, "tanh": 2, "sigmoid": 3, "identity": 4}
-ACCURACY, ACCURACY_ROUNDED = 1, 2
+MSE, ACCURACY, ACCURACY_ROUNDED = 0, 1, 2
+# Slack of the interval bounds: on each activation value (absolute, per unit of size; far
+# above a float64 tanh's error) and on the decision (relative to the limit), so that a
+# family decided by bounds is decided the same way pair by pair.
+VALUE_SLACK = 1e-12
+DECISION_SLACK = 1e-9
 
 
 @njit(inline="always", cache=True)
@@ -30,7 +35,7 @@ def activate(z: float, act: int) -> float:
 
 def _score_pairs_general(
     U, V, cover_a, cover_b, present_a, present_b, required, excluded_present,
-    weights, reference, act, criterion, limit, collect, out_valid,
+    weights, reference, act, criterion, limit, collect, out_valid, use_state, pair_state,
 ):  # fmt: skip
     """Score pairs for the accuracy criterion by reading the output bits point by point,
     stopping as soon as the wrong samples' weight passes the limit (it only grows).
@@ -39,6 +44,8 @@ def _score_pairs_general(
     reference: target bits, (P, m). limit: largest allowed wrong weight (inclusive).
     ``criterion``: ACCURACY (bit = output >= 0.5) or ACCURACY_ROUNDED (round half even).
     Returns per-row (candidates, valid) counts; marks out_valid[a, b] when collect.
+    With ``use_state``, pairs already decided by bounds (``pair_state[a, b]`` -1 or 1, see
+    :func:`branch_and_bound`) are not scored again.
     (The mse criterion always takes :func:`score_pairs_additive`.)
     """
     n_a, n_points, n_out = U.shape
@@ -54,6 +61,12 @@ def _score_pairs_general(
             if present_a[a] + present_b[b] == excluded_present:
                 continue
             n_cand += 1
+            if use_state and pair_state[a, b] != 0:
+                if pair_state[a, b] == 1:
+                    n_valid += 1
+                    if collect:
+                        out_valid[a, b] = 1
+                continue
             wrong = 0.0
             for p in range(n_points):
                 right = True
@@ -118,7 +131,7 @@ def _score_pairs_additive(
     E, E0, unit_offset, radix, a0, a1, norm_a, scale_a, norm_b, root_b,
     cover_a, cover_b, present_a, present_b, required, excluded_present,
     limit, band, Z_a, cz, Z_b, target, weight, act, lipschitz_sq, collect, out_valid,
-    pre_target, slope,
+    pre_target, slope, use_state, pair_state,
 ):  # fmt: skip
     """Score pairs for the mse criterion.
 
@@ -133,6 +146,8 @@ def _score_pairs_additive(
     bound ``band`` of the limit are re-summed directly. Otherwise an output activation
     with Lipschitz constant ``L`` certifies a pair whose ``L^2`` times the distance is
     below the limit; every other pair is summed point by point with an early stop.
+    With ``use_state``, pairs already decided by bounds (``pair_state[a - a0, b]``) are not
+    scored again.
     """
     n_b = E.shape[1]
     n_units = radix.shape[0]
@@ -176,7 +191,12 @@ def _score_pairs_additive(
                     continue
                 if present_a[a] + present_b[b] == excluded_present:
                     continue
-                if identity:
+                verdict = pair_state[a - a0, b] if use_state else 0
+                if verdict == -1:
+                    continue
+                if verdict == 1:
+                    ok = True
+                elif identity:
                     ok = total < low
                 else:
                     ok = lipschitz_sq * (total + tol) < limit
@@ -208,6 +228,124 @@ def count_candidates(cover_a, present_a, ucover, upresent, ucount, required, exc
             ] != excluded_present:
                 total += ucount[g]
     return total
+
+
+@njit(inline="always", cache=True)
+def _reads_right(f_lo: float, f_hi: float, bit: float, criterion: int) -> tuple:
+    """Whether every output in ``[f_lo, f_hi]`` reads as ``bit`` (first), or none does."""
+    if criterion == ACCURACY:  # reads 1 when output >= 0.5
+        if bit == 1.0:
+            return f_lo >= 0.5, f_hi < 0.5
+        if bit == 0.0:
+            return f_hi < 0.5, f_lo >= 0.5
+        return False, True
+    # rounded half to even: 1 on (0.5, 1.5), 0 on [-0.5, 0.5]
+    if bit == 1.0:
+        return f_lo > 0.5 and f_hi < 1.5, f_hi <= 0.5 or f_lo >= 1.5
+    if bit == 0.0:
+        return f_lo >= -0.5 and f_hi <= 0.5, f_hi < -0.5 or f_lo > 0.5
+    return False, False  # another integer could still be read: leave it to the pairs
+
+
+@njit(cache=True)
+def interval_decision(
+    z, lo, hi, pad, target, weight, n_out, act, criterion, limit
+) -> int:  # fmt: skip
+    """Decide a whole family of circuits from per-term bounds of its pre-activations.
+
+    Every member's pre-activation at term ``k`` (flattened points x outputs) lies in
+    ``[z + lo - pad, z + hi + pad]``; every activation here is monotone, so its output lies
+    between the activation of the two ends. Returns -1 when every member is invalid, 1 when
+    every member is valid, 0 when the bounds do not decide.
+    ``weight``: per term for mse, per point for accuracy; ``target``: per term.
+    """
+    n_terms = z.shape[0]
+    low = 0.0  # error (or wrong weight) of the most favourable member
+    high = 0.0  # of the least favourable one
+    if criterion == MSE:
+        for k in range(n_terms):
+            f_lo = activate(z[k] + lo[k] - pad[k], act)
+            f_hi = activate(z[k] + hi[k] + pad[k], act)
+            f_lo -= VALUE_SLACK * (1.0 + abs(f_lo))
+            f_hi += VALUE_SLACK * (1.0 + abs(f_hi))
+            t = target[k]
+            gap = f_lo - t if t < f_lo else (t - f_hi if t > f_hi else 0.0)
+            far = max(f_hi - t, t - f_lo)
+            low += weight[k] * gap * gap
+            high += weight[k] * far * far
+            if low > limit * (1.0 + DECISION_SLACK):
+                return -1
+        return 1 if high < limit * (1.0 - DECISION_SLACK) else 0
+    for p in range(n_terms // n_out):
+        surely_wrong = False
+        maybe_wrong = False
+        for o in range(n_out):
+            k = p * n_out + o
+            f_lo = activate(z[k] + lo[k] - pad[k], act)
+            f_hi = activate(z[k] + hi[k] + pad[k], act)
+            f_lo -= VALUE_SLACK * (1.0 + abs(f_lo))
+            f_hi += VALUE_SLACK * (1.0 + abs(f_hi))
+            right, wrong = _reads_right(f_lo, f_hi, target[k], criterion)
+            surely_wrong |= wrong
+            maybe_wrong |= not right
+        if surely_wrong:
+            low += weight[p]
+            if low > limit:
+                return -1
+        if maybe_wrong:
+            high += weight[p]
+    return 1 if high <= limit else 0
+
+
+@njit(cache=True)
+def branch_and_bound(
+    options, offset, radix, rest_lo, rest_hi, pad, base, lo, hi, leaf,
+    target, weight, n_out, act, criterion, limit, state,
+):  # fmt: skip
+    """Branch and bound over the combinations ``lo <= c < hi`` of a group of units.
+
+    Combination ``c`` is one option per unit (mixed radix, first unit slowest), so the
+    combinations sharing their first ``d`` options are a contiguous range: a node of a
+    tree. A node is scored by :func:`interval_decision`, with its fixed options summed into
+    ``base`` and everything else bounded by ``rest_lo[d]`` and ``rest_hi[d]``; decided nodes
+    are not split, nor are nodes of at most ``leaf`` combinations. Writes -1 (every
+    circuit with that combination invalid), 1 (all valid) or 0 (undecided) to
+    ``state[c - lo]``.
+    """
+    n_units = radix.shape[0]
+    size = np.ones(n_units + 1, np.int64)  # combinations under a node of depth d
+    for d in range(n_units - 1, -1, -1):
+        size[d] = size[d + 1] * radix[d]
+    z = np.empty((n_units + 1, base.shape[0]))
+    z[0] = base
+    digit = np.zeros(n_units, np.int64)
+    depth, start = 0, 0
+    while True:
+        first, last = max(start, lo), min(start + size[depth], hi)
+        if first < last:
+            decision = interval_decision(
+                z[depth], rest_lo[depth], rest_hi[depth], pad, target, weight, n_out, act,
+                criterion, limit,
+            )  # fmt: skip
+            if decision != 0 or size[depth] <= leaf:
+                state[first - lo : last - lo] = decision
+            else:  # split: first child
+                digit[depth] = 0
+                z[depth + 1] = z[depth] + options[offset[depth]]
+                depth += 1
+                continue
+        # next sibling, climbing while the last one is done
+        while depth > 0:
+            d = depth - 1
+            digit[d] += 1
+            start += size[depth]
+            if digit[d] < radix[d] and start < hi:
+                z[depth] = z[d] + options[offset[d] + digit[d]]
+                break
+            start -= digit[d] * size[depth]
+            depth -= 1
+        else:
+            return
 
 
 # Each kernel in a threaded and a serial build: starting threads costs more than small
