@@ -146,10 +146,12 @@ def test_census_equals_reference_for_every_activation_ablation_and_criterion(
                 full = net.forward(x)
                 threshold = float(max(0.02, 0.5 * np.var(full)))
             n_ref, valid_ref = reference_census(net, x, y, ablation, criterion, threshold)
-            result = census(net, x, y, ablation=ablation, criterion=criterion, threshold=threshold)
-            assert result.n_candidates == n_ref
-            assert result.n_valid == len(valid_ref)
-            assert as_flags(result) == valid_ref
+            kwargs = dict(ablation=ablation, criterion=criterion, threshold=threshold)
+            for prune in (True, False):  # with bounds deciding families first, and without
+                result = census(net, x, y, prune=prune, **kwargs)
+                assert result.n_candidates == n_ref
+                assert result.n_valid == len(valid_ref)
+                assert as_flags(result) == valid_ref
             seen_valid += len(valid_ref)
             seen_invalid += n_ref - len(valid_ref)
     assert seen_valid > 0 and seen_invalid > 0  # both outcomes were exercised
@@ -283,6 +285,92 @@ def test_network_without_hidden_layer():
     n_ref, valid_ref = reference_census(net, x, y, "mean", "mse", 0.01)
     result = census(net, x, y, ablation="mean", threshold=0.01)
     assert (result.n_candidates, as_flags(result)) == (n_ref, valid_ref)
+
+
+# ----------------------------------------------------------------------------- bounds
+
+
+def members_error(act_name, z, target, weight, criterion, limit, compat=False):
+    """Whether each row of pre-activations ``z`` (members, terms) is valid, from SPEC."""
+    out = act(act_name, z)
+    if criterion == "mse":
+        return (weight * (out - target) ** 2).sum(axis=1) < limit
+    bits = np.round(out) if compat else (out >= 0.5).astype(float)
+    wrong = (bits != target).astype(float) @ weight
+    return wrong <= limit
+
+
+@pytest.mark.parametrize("out_act", ACTIVATIONS)
+@pytest.mark.parametrize("criterion", ["mse", "accuracy", "rounded"])
+def test_interval_decision_never_contradicts_a_member_of_the_family(out_act, criterion):
+    from circuit_census.circuits import kernels
+
+    rng = np.random.default_rng(sum(map(ord, out_act + criterion)))
+    code = {"mse": kernels.MSE, "accuracy": kernels.ACCURACY, "rounded": kernels.ACCURACY_ROUNDED}
+    decided = {-1: 0, 0: 0, 1: 0}
+    for _ in range(400):
+        n = 12
+        z = rng.normal(0, 2, n)
+        width = rng.exponential(0.3, (2, n)) * rng.integers(0, 2, (1, n))
+        lo, hi = -width[0], width[1]
+        if criterion == "mse":
+            target = act(out_act, z + rng.normal(0, 1.0, n))
+        else:  # the centre's reading, with a few bits flipped
+            out = act(out_act, z)
+            bits = np.clip(np.round(out) if criterion == "rounded" else out >= 0.5, 0, 1)
+            target = np.abs(bits - (rng.random(n) < 0.15)).astype(float)
+        weight = rng.integers(1, 4, n).astype(float)
+        if criterion == "mse":  # around the error at the centre of the intervals
+            centre = float((weight * (act(out_act, z) - target) ** 2).sum())
+            limit = centre * float(rng.uniform(0.3, 3.0)) + 1e-3
+        else:
+            limit = float(rng.integers(0, weight.sum() + 1))
+        verdict = kernels.interval_decision(
+            z, lo, hi, np.zeros(n), target, weight, 1, kernels.ACT_CODES[out_act],
+            code[criterion], limit,
+        )  # fmt: skip
+        decided[verdict] += 1
+        # members: both ends of every interval, and points inside
+        members = z + np.concatenate(
+            [lo[None], hi[None], lo + (hi - lo) * rng.random((64, n))], axis=0
+        )
+        ok = members_error(
+            out_act, members, target, weight, "mse" if criterion == "mse" else "accuracy",
+            limit, compat=criterion == "rounded",
+        )  # fmt: skip
+        if verdict == 1:
+            assert ok.all()
+        elif verdict == -1:
+            assert not ok.any()
+    assert decided[-1] > 0 and decided[1] > 0 and decided[0] > 0
+
+
+@pytest.mark.parametrize("out_act", ACTIVATIONS)
+@pytest.mark.parametrize("criterion", ["mse", "accuracy"])
+@pytest.mark.parametrize("leaf", [1, 16])
+def test_bounds_change_no_verdict_of_scoring_every_pair(out_act, criterion, leaf, monkeypatch):
+    import circuit_census.circuits.census as engine
+
+    monkeypatch.setattr(engine, "PAIR_LEAF", leaf)
+    rng = np.random.default_rng(sum(map(ord, out_act + criterion)) + leaf)
+    bounded = by_pairs = 0
+    for sizes, output in [((2, 7, 1), None), ((2, 3, 3, 1), None), ((2, 4, 2), "joint")]:
+        for ablation in ("zero", "mean"):
+            net = random_network(rng, sizes, "relu", out_act)
+            x, _ = xor_like_data(rng, 2, sizes[-1], repeats=6)
+            y = (net.forward(x) >= 0.5).astype(float)  # the full model is right
+            threshold = 0.8 if criterion == "accuracy" else 0.5 * float(np.var(net.forward(x)))
+            kwargs = dict(criterion=criterion, threshold=threshold, ablation=ablation)
+            pruned = census(net, x, y, output=output, **kwargs)
+            every_pair = census(net, x, y, output=output, prune=False, **kwargs)
+            assert pruned.n_candidates == every_pair.n_candidates
+            assert np.array_equal(pruned.valid, every_pair.valid)
+            assert every_pair.n_bounded == 0
+            bounded += pruned.n_bounded
+            by_pairs += pruned.n_candidates - pruned.n_bounded
+    assert bounded > 0
+    if leaf > 1:  # single pairs are always decided by their (exact) bounds
+        assert by_pairs > 0  # both ways of deciding were exercised
 
 
 # ----------------------------------------------------------------------------- shards, files
