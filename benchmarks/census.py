@@ -1,19 +1,21 @@
 """Census speed: the `circuit-census census` command against a plain per-circuit loop.
 
 For each architecture it trains one XOR model (relu hidden layers, identity output unless
---output-activation says otherwise), writes it and its 200-point noisy validation set, then
-measures in the same run:
+--output-activation says otherwise; random weights with --untrained), writes it and its
+200-point noisy validation set, then measures in the same run:
   * the whole command, start-up included, as a subprocess
     (`circuit-census census --model M --data D --quiet --max-measured 0`: count every
     valid circuit, skip the minimal-circuit measures so that only the census is timed);
   * a plain loop doing one masked PyTorch forward pass per candidate circuit (the
     reference code's approach), timed on a sample of candidates.
-It prints candidates, valid, seconds, candidates per second, the ratio of the rates and
-the command's peak memory. Ratios are what to compare: absolute times vary with load.
+It prints candidates, valid, the share decided by bounds, seconds, candidates per second,
+the ratio of the rates and the command's peak memory. Ratios are what to compare: absolute
+times vary with load.
 
     python benchmarks/census.py                 # 2-8-1, 2-12-1, 2-14-1, 2-3-3-1, 2-4-4-1
     python benchmarks/census.py --large         # adds 2-16-1 and 2-5-4-1 (minutes)
-    python benchmarks/census.py --output-activation sigmoid --only 2-16-1
+    python benchmarks/census.py --output-activation all --only 2-16-1    # every activation
+    python benchmarks/census.py --untrained --output-activation sigmoid  # random weights
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import torch
 
 from circuit_census.circuits.space import CircuitSpace
 from circuit_census.modelio import save_data, save_model
-from circuit_census.network import Network
+from circuit_census.network import ACTIVATIONS, Network
 from circuit_census.tasks import make_task
 from circuit_census.training import TrainConfig, train_models
 
@@ -84,8 +86,9 @@ def plain_loop_rate(network: Network, x: np.ndarray, seconds: float = 3.0) -> fl
         return done / (time.perf_counter() - started)
 
 
-def run_command(model: Path, data: Path) -> tuple[float, int, int, float]:
-    """Seconds, candidates, valid and peak memory (MiB) of the census command."""
+def run_command(model: Path, data: Path) -> tuple[float, int, int, str, float]:
+    """Seconds, candidates, valid, share decided by bounds and peak memory (MiB) of the
+    census command."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     started = time.perf_counter()
     proc = subprocess.run(
@@ -99,36 +102,58 @@ def run_command(model: Path, data: Path) -> tuple[float, int, int, float]:
     line = next(ln for ln in proc.stdout.splitlines() if " valid of " in ln)
     words = line.replace(",", "").split()
     n_valid, n_cand = int(words[0]), int(words[3])
-    return seconds, n_cand, n_valid, max(peak, before) / 1024
+    bounded = line.split("; ")[-1].split()[0]
+    return seconds, n_cand, n_valid, bounded, max(peak, before) / 1024
+
+
+def random_model(hidden: tuple[int, ...], output_activation: str, x: np.ndarray) -> Network:
+    """An untrained network (weights N(0, 1.2^2), biases N(0, 0.5^2)): a harder case for
+    the bounds than a trained one, whose small nodes they bound tightly."""
+    rng = np.random.default_rng(0)
+    sizes = (x.shape[1], *hidden, 1)
+    ws = tuple(rng.normal(0, 1.2, (sizes[i + 1], sizes[i])) for i in range(len(sizes) - 1))
+    bs = tuple(rng.normal(0, 0.5, sizes[i + 1]) for i in range(len(sizes) - 1))
+    return Network(ws, bs, "relu", output_activation)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--large", action="store_true", help="also 2-16-1 and 2-5-4-1")
     parser.add_argument("--only", nargs="*", help="architectures like 2-16-1")
-    parser.add_argument("--output-activation", default="identity")
+    parser.add_argument(
+        "--output-activation", nargs="+", default=["identity"],
+        help=f"one or more of {', '.join(ACTIVATIONS)}, or all",
+    )  # fmt: skip
+    parser.add_argument("--untrained", action="store_true", help="random weights, not trained")
     args = parser.parse_args()
     archs = args.only or DEFAULT + (LARGE if args.large else [])
-    print(f"census benchmark: trained XOR models, relu hidden, {args.output_activation} output, "
-          "200 noisy validation points, mse < 0.05, zero ablation; "
+    outs = list(ACTIVATIONS) if args.output_activation == ["all"] else args.output_activation
+    print(f"census benchmark: {'untrained' if args.untrained else 'trained XOR'} models, "
+          "relu hidden, 200 noisy XOR validation points, mse < 0.05, zero ablation; "
           f"torch threads {torch.get_num_threads()}")  # fmt: skip
-    header = f"{'arch':>8} {'candidates':>14} {'valid':>14} {'seconds':>8} {'cand/s':>12} " \
-             f"{'plain cand/s':>12} {'ratio':>9} {'peak MiB':>8}"  # fmt: skip
-    print(header)
+    columns = [("arch", 8), ("output", 10), ("candidates", 14), ("valid", 14), ("bounds", 7),
+               ("seconds", 8), ("cand/s", 10), ("plain cand/s", 12), ("ratio", 9),
+               ("peak MiB", 8)]  # fmt: skip
+    print(" ".join(f"{name:>{width}}" for name, width in columns))
     with tempfile.TemporaryDirectory() as tmp:
-        for arch in archs:
-            sizes = tuple(int(s) for s in arch.split("-"))
-            network, x = trained_model(sizes[1:-1], args.output_activation)
-            model, data = Path(tmp) / f"{arch}.safetensors", Path(tmp) / f"{arch}.npz"
-            save_model(model, network)
-            save_data(data, x, np.zeros((len(x), 1)))
-            plain = plain_loop_rate(network, x)
-            seconds, n_cand, n_valid, peak = run_command(model, data)
-            rate = n_cand / seconds
-            print(f"{arch:>8} {n_cand:>14,} {n_valid:>14,} {seconds:>8.2f} {rate:>12.3g} "
-                  f"{plain:>12.3g} {rate / plain:>8.0f}x {peak:>8.0f}", flush=True)  # fmt: skip
-    print("ratio = the command's candidates/s (start-up included) over the plain loop's, "
-          "both measured above; peak MiB is the largest census process so far")  # fmt: skip
+        for out in outs:
+            for arch in archs:
+                sizes = tuple(int(s) for s in arch.split("-"))
+                network, x = trained_model(sizes[1:-1], out)
+                if args.untrained:
+                    network = random_model(sizes[1:-1], out, x)
+                model, data = Path(tmp) / f"{arch}.safetensors", Path(tmp) / f"{arch}.npz"
+                save_model(model, network)
+                save_data(data, x, np.zeros((len(x), 1)))
+                plain = plain_loop_rate(network, x)
+                seconds, n_cand, n_valid, bounded, peak = run_command(model, data)
+                rate = n_cand / seconds
+                print(f"{arch:>8} {out:>10} {n_cand:>14,} {n_valid:>14,} {bounded:>7} "
+                      f"{seconds:>8.2f} {rate:>10.3g} {plain:>12.3g} {rate / plain:>8.0f}x "
+                      f"{peak:>8.0f}", flush=True)  # fmt: skip
+    print("bounds = share of candidates decided by bounds on whole families; ratio = the "
+          "command's candidates/s (start-up included) over the plain loop's, both measured "
+          "above; peak MiB is the largest census process so far")  # fmt: skip
 
 
 if __name__ == "__main__":

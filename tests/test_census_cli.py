@@ -65,6 +65,7 @@ def test_census_writes_json_with_the_circuits_of_the_engine(files):
     expected = census(network, x)
     assert doc["n_candidates"] == 15 == expected.n_candidates
     assert doc["n_valid"] == expected.n_valid > 0
+    assert doc["n_decided_by_bounds"] == expected.n_bounded
     listed = {json.dumps(c["edge_masks"]) for c in doc["valid_circuits"]}
     assert listed == {
         json.dumps([m.tolist() for m in expected.space.bits_to_masks(b)]) for b in expected.valid

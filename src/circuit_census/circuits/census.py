@@ -599,31 +599,38 @@ def _score_block(
     totals: _Totals, limit_held: int | None, sink: Callable[[np.ndarray], None] | None,
 ) -> int:  # fmt: skip
     """Count the candidates among rows ``a0 <= a < a1`` of half A (with all of half B),
-    and count and keep the valid ones: rows whose pairs all share a verdict are decided
-    by bounds at once, the others pair by pair."""
+    and count and keep the valid ones. Branch and bound over half A first gives a verdict
+    to whole rows; stretches of rows all decided are settled by counting alone, and
+    stretches with undecided rows go to the pair kernels (in chunks of bounded size),
+    which skip the pairs already decided."""
     bd = head.bounds
     cover_a, present_a = outer.cover_a[a0:a1], outer.present_a[a0:a1]
     groups = (bd.ucover, bd.upresent, bd.ucount, head.required, head.excluded)
     n_cand = int(kernels.count_candidates(cover_a, present_a, *groups))
-    state = np.zeros(a1 - a0, dtype=np.int8)
+    verdicts = np.zeros(a1 - a0, dtype=np.int8)
     base = (outer.contrib + pb.net.biases[-1]).reshape(-1)
     if pb.prune:
-        _branch_and_bound(pb, bd.tree_a, bd.pad, base, a0, a1, 1, state)
+        _branch_and_bound(pb, bd.tree_a, bd.pad, base, a0, a1, 1, verdicts)
     want = sink is not None or (collect and not totals.overflow)
-    edges = np.flatnonzero(np.diff(state, prepend=np.int8(2), append=np.int8(2)))
-    for r0, r1 in zip(edges[:-1], edges[1:]):
-        verdict = state[r0]
-        if verdict == 0:
-            _score_rows(pb, head, a0 + r0, a0 + r1, outer, base, collect, want, totals,
+    step = max(1, BLOCK_ELEMENTS // len(head.half_b.cover))
+    for c0 in range(0, a1 - a0, step):
+        c1 = min(c0 + step, a1 - a0)
+        if not pb.prune or not verdicts[c0:c1].all():
+            _score_rows(pb, head, a0 + c0, verdicts[c0:c1], outer, base, collect, want, totals,
                         limit_held, sink)  # fmt: skip
             continue
-        n_decided = int(kernels.count_candidates(cover_a[r0:r1], present_a[r0:r1], *groups))
-        totals.bounded += n_decided
-        if verdict == 1:
-            totals.valid += n_decided
-            if want and n_decided:
-                valid_mask = _admissible(head, outer, a0 + r0, a0 + r1)
-                _keep(head, a0 + r0, valid_mask, outer.bits, collect, totals, limit_held, sink)
+        for verdict in (-1, 1):
+            rows = np.flatnonzero(verdicts[c0:c1] == verdict) + c0
+            if len(rows) == 0:
+                continue
+            n_decided = int(kernels.count_candidates(cover_a[rows], present_a[rows], *groups))
+            totals.bounded += n_decided
+            if verdict == 1:
+                totals.valid += n_decided
+                if want and n_decided:
+                    valid_mask = _admissible(head, outer, a0 + c0, a0 + c1)
+                    valid_mask[verdicts[c0:c1] != 1] = False
+                    _keep(head, a0 + c0, valid_mask, outer.bits, collect, totals, limit_held, sink)
     totals.candidates += n_cand
     return n_cand
 
@@ -635,49 +642,56 @@ def _admissible(head: _Head, outer: _Outer, a0: int, a1: int) -> np.ndarray:
     return covered & ((outer.present_a[a0:a1, None] + hb.present[None, :]) != head.excluded)
 
 
+def _bound_terms(pb: _Problem) -> tuple:
+    """Targets, weights, outputs, activation, criterion and limit, as the bound kernels
+    take them."""
+    crit = _criterion_code(pb)
+    weight = pb.weight if crit != kernels.MSE else pb.term_weight
+    act = kernels.ACT_CODES[pb.net.output_activation]
+    return pb.reference.reshape(-1), weight, pb.net.sizes[-1], act, crit, pb.limit
+
+
 def _branch_and_bound(
     pb: _Problem, tree: _Tree, pad: np.ndarray, base: np.ndarray, lo: int, hi: int, leaf: int,
     state: np.ndarray,
 ) -> None:  # fmt: skip
     """Verdicts of the combinations ``lo <= c < hi`` of ``tree`` by bounds (see
     :func:`kernels.branch_and_bound`), written to ``state``."""
-    crit = _criterion_code(pb)
-    weight = pb.weight if crit != kernels.MSE else pb.term_weight
     kernels.branch_and_bound(
         tree.options, tree.offset, tree.radix, tree.rest_lo, tree.rest_hi, pad, base, lo, hi,
-        leaf, pb.reference.reshape(-1), weight, pb.net.sizes[-1],
-        kernels.ACT_CODES[pb.net.output_activation], crit, pb.limit, state,
+        leaf, *_bound_terms(pb), state,
     )  # fmt: skip
 
 
 def _score_rows(
-    pb: _Problem, head: _Head, a0: int, a1: int, outer: _Outer, base: np.ndarray,
+    pb: _Problem, head: _Head, a0: int, verdicts: np.ndarray, outer: _Outer, base: np.ndarray,
     collect: bool, want: bool, totals: _Totals, limit_held: int | None,
     sink: Callable[[np.ndarray], None] | None,
 ) -> None:  # fmt: skip
-    """Score rows ``a0 <= a < a1`` of half A pair by pair, in chunks of bounded size. Where
-    a pair costs more than a bound (any output activation but identity, or accuracy), each
-    row's pairs are first decided by branch and bound over half B as far as it goes."""
+    """Score the pairs of rows ``a0 <= a < a0 + len(verdicts)`` of half A, but those of rows
+    with a verdict already. Where a pair costs more than a bound (any output activation but
+    identity, or accuracy), each undecided row's pairs are first decided by branch and
+    bound over half B as far as it goes."""
+    a1 = a0 + len(verdicts)
     n_b = len(head.half_b.cover)
-    step = max(1, BLOCK_ELEMENTS // n_b)
-    cheap_pairs = pb.crit.name == "mse" and pb.net.output_activation == "identity"
-    use_state = pb.prune and pb.scorer is None and not cheap_pairs
-    for c0 in range(a0, a1, step):
-        c1 = min(c0 + step, a1)
-        pair_state = np.zeros((c1 - c0, n_b) if use_state else (1, 1), dtype=np.int8)
-        if use_state:
-            rows = head.half_a.contrib[c0:c1].reshape(c1 - c0, -1)
-            for r in range(c1 - c0):
-                _branch_and_bound(
-                    pb, head.bounds.tree_b, head.bounds.pad, base + rows[r], 0, n_b, PAIR_LEAF,
-                    pair_state[r],
-                )  # fmt: skip
-            admissible = _admissible(head, outer, c0, c1)
-            totals.bounded += int(np.count_nonzero(admissible & (pair_state != 0)))
-        n_valid, valid_mask = _score_pairs(pb, head, c0, c1, outer, want, use_state, pair_state)
-        totals.valid += n_valid
-        if want and n_valid:
-            _keep(head, c0, valid_mask, outer.bits, collect, totals, limit_held, sink)
+    pair_state = np.zeros((1, 1), dtype=np.int8)
+    if pb.prune:
+        pair_state = np.repeat(verdicts[:, None], n_b, axis=1)
+        cheap_pairs = pb.crit.name == "mse" and pb.net.output_activation == "identity"
+        if pb.scorer is None and not cheap_pairs:
+            bd = head.bounds
+            t = bd.tree_b
+            kernels.branch_and_bound_rows(
+                t.options, t.offset, t.radix, t.rest_lo, t.rest_hi, bd.pad, base,
+                head.half_a.contrib[a0:a1].reshape(a1 - a0, -1), PAIR_LEAF, *_bound_terms(pb),
+                pair_state,
+            )  # fmt: skip
+        decided = _admissible(head, outer, a0, a1) & (pair_state != 0)
+        totals.bounded += int(np.count_nonzero(decided))
+    n_valid, valid_mask = _score_pairs(pb, head, a0, a1, outer, want, pb.prune, pair_state)
+    totals.valid += n_valid
+    if want and n_valid:
+        _keep(head, a0, valid_mask, outer.bits, collect, totals, limit_held, sink)
 
 
 def _criterion_code(pb: _Problem) -> int:

@@ -53,6 +53,7 @@ def _result_dict(
     out: dict[str, Any] = {
         "n_candidates": result.n_candidates,
         "n_valid": result.n_valid,
+        "n_decided_by_bounds": result.n_bounded,
         "valid_circuits": listed,
         "n_listed": len(listed),
         "n_left_out": result.n_valid - len(listed),
@@ -257,13 +258,23 @@ def _duration(seconds: float) -> str:
     return f"about {seconds / 3600:.1f} h"
 
 
+def _share(part: int, whole: int) -> str:
+    """A percentage that says 100% or 0% only when it is exactly so."""
+    if whole == 0 or part == 0:
+        return "0%"
+    if part == whole:
+        return "100%"
+    return f"{min(max(100 * part / whole, 0.1), 99.9):.1f}%"
+
+
 def _print_summary(console: Console, label: str, result: CensusResult, measures, note) -> None:
     rate = result.n_candidates / result.seconds if result.seconds > 0 else float("inf")
     console.print(
         f"{label}[bold]{result.n_valid:,}[/bold] valid of {result.n_candidates:,} candidates "
         f"({result.settings['criterion']} {result.settings['threshold']:g}, "
         f"{result.settings['ablation']} ablation) in {result.seconds:.2f} s "
-        f"({rate:,.0f} candidates/s)"
+        f"({rate:,.0f} candidates/s; {_share(result.n_bounded, result.n_candidates)} "
+        "decided by bounds)"
     )
     if measures is not None:
         for line in measures.summary_lines():
