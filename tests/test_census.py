@@ -327,7 +327,7 @@ def test_interval_decision_never_contradicts_a_member_of_the_family(out_act, cri
             limit = float(rng.integers(0, weight.sum() + 1))
         verdict = kernels.interval_decision(
             z, lo, hi, np.zeros(n), target, weight, 1, kernels.ACT_CODES[out_act],
-            code[criterion], limit,
+            kernels.activation_table(kernels.ACT_CODES[out_act]), code[criterion], limit,
         )  # fmt: skip
         decided[verdict] += 1
         # members: both ends of every interval, and points inside

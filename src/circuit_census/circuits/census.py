@@ -89,6 +89,11 @@ class _Problem:
     scorer: object | None = None  # a TorchScorer when the pairs are scored by PyTorch
     prune: bool = True  # decide families of circuits by bounds before scoring pairs
 
+    @functools.cached_property
+    def table(self) -> np.ndarray:
+        """The output activation tabulated for the bounds (see kernels.activation_bounds)."""
+        return kernels.activation_table(kernels.ACT_CODES[self.net.output_activation])
+
     @property
     def term_weight(self) -> np.ndarray:
         """Weights per (point, output) term."""
@@ -485,24 +490,6 @@ def _outer_combos(pb: _Problem, head: _Head) -> Iterator[tuple[int, int, np.ndar
 LIPSCHITZ_SQ = {"relu": 1.0, "leaky_relu": 1.0, "tanh": 1.0, "sigmoid": 1.0 / 16.0, "identity": 1.0}
 
 
-def activation_slope(name: str, z: np.ndarray) -> np.ndarray:
-    """Largest slope of the activation between ``z`` and any point further from 0
-    (its slope at ``z``, taking the larger one-sided slope at kinks), slightly inflated
-    so that rounding cannot make the bound it feeds too small."""
-    if name == "relu":
-        slope = np.where(z >= 0, 1.0, 0.0)
-    elif name == "leaky_relu":
-        slope = np.where(z >= 0, 1.0, 0.01)
-    elif name == "tanh":
-        slope = 1.0 - np.tanh(z) ** 2
-    elif name == "sigmoid":
-        s = 0.5 * (1.0 + np.tanh(0.5 * z))
-        slope = s * (1.0 - s)
-    else:
-        slope = np.ones_like(z)
-    return np.ascontiguousarray(slope * (1.0 + 1e-9) + 1e-300)
-
-
 class _Additive:
     """What the additive mse kernel needs for one prefix: half B's terms, and the dot
     products of every option of every unit of half A with every combination of half B."""
@@ -529,10 +516,8 @@ class _Additive:
         self.unit_scale = scale
         self.target = np.ascontiguousarray(pb.reference.reshape(-1))
         self.weight = np.repeat(pb.weight, pb.net.sizes[-1])
-        self.pre_target = np.ascontiguousarray(pb.pre_reference.reshape(-1))
-        self.slope = activation_slope(pb.net.output_activation, self.pre_target)
         self.order = self._decisive_first(pb)
-        for name in ("Z_a", "Z_b", "target", "weight", "pre_target", "slope"):
+        for name in ("Z_a", "Z_b", "target", "weight"):
             value = getattr(self, name)
             setattr(self, name, np.ascontiguousarray(value[..., self.order]))
 
@@ -600,9 +585,8 @@ def _score_block(
 ) -> int:  # fmt: skip
     """Count the candidates among rows ``a0 <= a < a1`` of half A (with all of half B),
     and count and keep the valid ones. Branch and bound over half A first gives a verdict
-    to whole rows; stretches of rows all decided are settled by counting alone, and
-    stretches with undecided rows go to the pair kernels (in chunks of bounded size),
-    which skip the pairs already decided."""
+    to whole rows, settled by counting alone; the pair kernels score the other rows (in
+    chunks of bounded size), skipping the pairs already decided."""
     bd = head.bounds
     cover_a, present_a = outer.cover_a[a0:a1], outer.present_a[a0:a1]
     groups = (bd.ucover, bd.upresent, bd.ucount, head.required, head.excluded)
@@ -615,12 +599,9 @@ def _score_block(
     step = max(1, BLOCK_ELEMENTS // len(head.half_b.cover))
     for c0 in range(0, a1 - a0, step):
         c1 = min(c0 + step, a1 - a0)
-        if not pb.prune or not verdicts[c0:c1].all():
-            _score_rows(pb, head, a0 + c0, verdicts[c0:c1], outer, base, collect, want, totals,
-                        limit_held, sink)  # fmt: skip
-            continue
+        chunk = verdicts[c0:c1]
         for verdict in (-1, 1):
-            rows = np.flatnonzero(verdicts[c0:c1] == verdict) + c0
+            rows = np.flatnonzero(chunk == verdict) + c0
             if len(rows) == 0:
                 continue
             n_decided = int(kernels.count_candidates(cover_a[rows], present_a[rows], *groups))
@@ -628,18 +609,21 @@ def _score_block(
             if verdict == 1:
                 totals.valid += n_decided
                 if want and n_decided:
-                    valid_mask = _admissible(head, outer, a0 + c0, a0 + c1)
-                    valid_mask[verdicts[c0:c1] != 1] = False
+                    valid_mask = _admissible(head, outer, slice(a0 + c0, a0 + c1))
+                    valid_mask[chunk != 1] = False
                     _keep(head, a0 + c0, valid_mask, outer.bits, collect, totals, limit_held, sink)
+        if not chunk.all():
+            _score_rows(pb, head, a0 + c0, chunk, outer, base, collect, want, totals,
+                        limit_held, sink)  # fmt: skip
     totals.candidates += n_cand
     return n_cand
 
 
-def _admissible(head: _Head, outer: _Outer, a0: int, a1: int) -> np.ndarray:
-    """Which pairs of rows ``a0 <= a < a1`` of half A with half B are candidates."""
+def _admissible(head: _Head, outer: _Outer, rows: np.ndarray | slice) -> np.ndarray:
+    """Which pairs of the given rows of half A with half B are candidates."""
     hb = head.half_b
-    covered = (outer.cover_a[a0:a1, None] | hb.cover[None, :]) == head.required
-    return covered & ((outer.present_a[a0:a1, None] + hb.present[None, :]) != head.excluded)
+    covered = (outer.cover_a[rows, None] | hb.cover[None, :]) == head.required
+    return covered & ((outer.present_a[rows, None] + hb.present[None, :]) != head.excluded)
 
 
 def _bound_terms(pb: _Problem) -> tuple:
@@ -648,7 +632,7 @@ def _bound_terms(pb: _Problem) -> tuple:
     crit = _criterion_code(pb)
     weight = pb.weight if crit != kernels.MSE else pb.term_weight
     act = kernels.ACT_CODES[pb.net.output_activation]
-    return pb.reference.reshape(-1), weight, pb.net.sizes[-1], act, crit, pb.limit
+    return pb.reference.reshape(-1), weight, pb.net.sizes[-1], act, pb.table, crit, pb.limit
 
 
 def _branch_and_bound(
@@ -668,27 +652,36 @@ def _score_rows(
     collect: bool, want: bool, totals: _Totals, limit_held: int | None,
     sink: Callable[[np.ndarray], None] | None,
 ) -> None:  # fmt: skip
-    """Score the pairs of rows ``a0 <= a < a0 + len(verdicts)`` of half A, but those of rows
-    with a verdict already. Where a pair costs more than a bound (any output activation but
-    identity, or accuracy), each undecided row's pairs are first decided by branch and
-    bound over half B as far as it goes."""
+    """Score the pairs of the rows ``a0 <= a < a0 + len(verdicts)`` of half A that have no
+    verdict yet. Where a pair costs more than a bound (any output activation but identity,
+    or accuracy), each such row's pairs are first decided by branch and bound over half B
+    as far as it goes."""
     a1 = a0 + len(verdicts)
     n_b = len(head.half_b.cover)
     pair_state = np.zeros((1, 1), dtype=np.int8)
-    if pb.prune:
+    cheap_pairs = pb.crit.name == "mse" and pb.net.output_activation == "identity"
+    if pb.prune and pb.scorer is None and not cheap_pairs:
         pair_state = np.repeat(verdicts[:, None], n_b, axis=1)
-        cheap_pairs = pb.crit.name == "mse" and pb.net.output_activation == "identity"
-        if pb.scorer is None and not cheap_pairs:
-            bd = head.bounds
-            t = bd.tree_b
-            kernels.branch_and_bound_rows(
-                t.options, t.offset, t.radix, t.rest_lo, t.rest_hi, bd.pad, base,
-                head.half_a.contrib[a0:a1].reshape(a1 - a0, -1), PAIR_LEAF, *_bound_terms(pb),
-                pair_state,
-            )  # fmt: skip
-        decided = _admissible(head, outer, a0, a1) & (pair_state != 0)
-        totals.bounded += int(np.count_nonzero(decided))
-    n_valid, valid_mask = _score_pairs(pb, head, a0, a1, outer, want, pb.prune, pair_state)
+        bd, t = head.bounds, head.bounds.tree_b
+        kernels.branch_and_bound_rows(
+            t.options, t.offset, t.radix, t.rest_lo, t.rest_hi, bd.pad, base,
+            head.half_a.contrib[a0:a1].reshape(a1 - a0, -1), PAIR_LEAF, *_bound_terms(pb),
+            pair_state,
+        )  # fmt: skip
+        open_rows = np.flatnonzero(verdicts == 0)
+        admissible = _admissible(head, outer, a0 + open_rows)
+        states = pair_state[open_rows]
+        n_decided = int(np.count_nonzero(admissible & (states != 0)))
+        totals.bounded += n_decided
+        if n_decided == np.count_nonzero(admissible):  # no pair left to score
+            valid_mask = np.zeros((a1 - a0, n_b), dtype=bool)
+            valid_mask[open_rows] = admissible & (states == 1)
+            n_valid = int(np.count_nonzero(valid_mask))
+            totals.valid += n_valid
+            if want and n_valid:
+                _keep(head, a0, valid_mask, outer.bits, collect, totals, limit_held, sink)
+            return
+    n_valid, valid_mask = _score_pairs(pb, head, a0, a1, outer, want, verdicts, pair_state)
     totals.valid += n_valid
     if want and n_valid:
         _keep(head, a0, valid_mask, outer.bits, collect, totals, limit_held, sink)
@@ -701,12 +694,13 @@ def _criterion_code(pb: _Problem) -> int:
 
 
 def _score_pairs(
-    pb: _Problem, head: _Head, a0: int, a1: int, outer: _Outer, want: bool, use_state: bool,
-    pair_state: np.ndarray,
+    pb: _Problem, head: _Head, a0: int, a1: int, outer: _Outer, want: bool,
+    verdicts: np.ndarray, pair_state: np.ndarray,
 ) -> tuple[int, np.ndarray | None]:  # fmt: skip
-    """Score every pair of rows ``a0 <= a < a1`` of half A with half B (but those already
-    decided in ``pair_state``, with ``use_state``): the number of valid pairs and, when
-    ``want``, their mask."""
+    """Score the pairs of rows ``a0 <= a < a1`` of half A with half B, but those of rows
+    with a verdict (``verdicts``, -1 or 1) and those decided in ``pair_state`` (when it is
+    not the 1 x 1 placeholder): the number of valid pairs and, when ``want``, their mask."""
+    use_state = pair_state.shape != (1, 1)
     ha, hb = head.half_a, head.half_b
     cover_a, present_a = outer.cover_a, outer.present_a
     act = kernels.ACT_CODES[pb.net.output_activation]
@@ -720,7 +714,7 @@ def _score_pairs(
                 add, per_outer, a0, a1, cover_a, present_a, *admissibility,
                 pb.limit, RECHECK_BAND, act, lipschitz_sq,
             )  # fmt: skip
-            return int(ok.sum()), ok.cpu().numpy()
+            return _open_rows_only(ok.cpu().numpy(), verdicts)
         cz, E0, norm_a, scale_a = per_outer
         out_valid = np.zeros((a1 - a0, len(hb.cover)) if want else (1, 1), dtype=np.uint8)
         kernel = _kernel(kernels.score_pairs_additive, kernels.score_pairs_additive_serial, n_pairs)
@@ -729,7 +723,7 @@ def _score_pairs(
             cover_a, hb.cover, present_a, hb.present,
             head.required, head.excluded, pb.limit, RECHECK_BAND, add.Z_a, cz, add.Z_b,
             add.target, add.weight, act, lipschitz_sq, want, out_valid,
-            add.pre_target, add.slope, use_state, pair_state,
+            pb.table, verdicts, use_state, pair_state,
         )  # fmt: skip
         return int(valid.sum()), out_valid
     crit = _criterion_code(pb)
@@ -739,15 +733,21 @@ def _score_pairs(
             U, hb.contrib, cover_a[a0:a1], present_a[a0:a1], *admissibility,
             pb.weight, pb.reference, act, crit, pb.limit,
         )  # fmt: skip
-        return int(ok.sum()), ok.cpu().numpy()
+        return _open_rows_only(ok.cpu().numpy(), verdicts)
     out_valid = np.zeros((a1 - a0, len(hb.cover)) if want else (1, 1), dtype=np.uint8)
     kernel = _kernel(kernels.score_pairs_general, kernels.score_pairs_general_serial, n_pairs)
     _, valid = kernel(
         U, hb.contrib, cover_a[a0:a1], hb.cover, present_a[a0:a1], hb.present,
         head.required, head.excluded, pb.weight, pb.reference, act, crit, pb.limit,
-        want, out_valid, use_state, pair_state,
+        want, out_valid, verdicts, use_state, pair_state,
     )  # fmt: skip
     return int(valid.sum()), out_valid
+
+
+def _open_rows_only(valid_mask: np.ndarray, verdicts: np.ndarray) -> tuple[int, np.ndarray]:
+    """A device's valid mask without the rows already settled by a verdict."""
+    valid_mask[verdicts != 0] = False
+    return int(np.count_nonzero(valid_mask)), valid_mask
 
 
 def _keep(

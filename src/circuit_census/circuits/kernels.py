@@ -33,9 +33,63 @@ def activate(z: float, act: int) -> float:
     return z
 
 
+# tanh and sigmoid tabulated on a grid of step h = 1/TABLE_STEPS over [-TABLE_HALF,
+# TABLE_HALF] and interpolated linearly: the error is at most max|f''| h^2 / 8, with
+# max|f''| = 4 / (3 sqrt 3) < 0.77 for tanh and 1 / (6 sqrt 3) < 0.1 for sigmoid, so
+# below INTERPOLATION_SLACK (on top of which every value gets VALUE_SLACK).
+TABLE_STEPS = 1024
+TABLE_HALF = 20
+INTERPOLATION_SLACK = 1e-7  # > 0.77 / 8 / 1024^2 = 9.2e-8
+
+
+@njit(cache=True)
+def activation_table(act: int) -> np.ndarray:
+    """The activation at every grid point, computed as :func:`activate` computes it."""
+    n = 2 * TABLE_HALF * TABLE_STEPS + 1
+    table = np.empty(n)
+    for i in range(n):
+        table[i] = activate((i - TABLE_HALF * TABLE_STEPS) / TABLE_STEPS, act)
+    return table
+
+
+@njit(inline="always", cache=True)
+def activation_bounds(z: float, act: int, table) -> tuple:
+    """A lower and an upper bound of ``activate(z, act)``, widened by the value slack:
+    interpolated from the table for tanh and sigmoid (no transcendental function; both
+    are increasing, so beyond the grid the last grid value and the limit bound them),
+    exact otherwise. (``z`` is scaled by a power of two and shifted by an integer, so the
+    grid position is exact but for a rounding far below the slack.)"""
+    if act == 2 or act == 3:
+        u = z * TABLE_STEPS + TABLE_HALF * TABLE_STEPS
+        last = table.shape[0] - 1
+        if u < 0.0:
+            lo, hi = (-1.0 if act == 2 else 0.0), table[0]
+        elif u >= last:
+            lo, hi = table[last], 1.0
+        else:
+            i = int(u)
+            value = table[i] + (table[i + 1] - table[i]) * (u - i)
+            lo, hi = value - INTERPOLATION_SLACK, value + INTERPOLATION_SLACK
+    else:
+        lo = activate(z, act)
+        hi = lo
+    return lo - VALUE_SLACK * (1.0 + abs(lo)), hi + VALUE_SLACK * (1.0 + abs(hi))
+
+
+@njit(inline="always", cache=True)
+def squared_error_bounds(f_lo: float, f_hi: float, t: float) -> tuple:
+    """Least and largest ``(f - t)^2`` over ``f`` in ``[f_lo, f_hi]`` (without branches)."""
+    off = abs(0.5 * (f_lo + f_hi) - t)
+    radius = 0.5 * (f_hi - f_lo)
+    gap = max(off - radius, 0.0)
+    far = off + radius
+    return gap * gap, far * far
+
+
 def _score_pairs_general(
     U, V, cover_a, cover_b, present_a, present_b, required, excluded_present,
-    weights, reference, act, criterion, limit, collect, out_valid, use_state, pair_state,
+    weights, reference, act, criterion, limit, collect, out_valid, row_verdict, use_state,
+    pair_state,
 ):  # fmt: skip
     """Score pairs for the accuracy criterion by reading the output bits point by point,
     stopping as soon as the wrong samples' weight passes the limit (it only grows).
@@ -44,7 +98,8 @@ def _score_pairs_general(
     reference: target bits, (P, m). limit: largest allowed wrong weight (inclusive).
     ``criterion``: ACCURACY (bit = output >= 0.5) or ACCURACY_ROUNDED (round half even).
     Returns per-row (candidates, valid) counts; marks out_valid[a, b] when collect.
-    With ``use_state``, pairs already decided by bounds (``pair_state[a, b]`` -1 or 1, see
+    Rows with a verdict (``row_verdict[a]`` -1 or 1) are skipped, counted by the caller;
+    with ``use_state``, pairs already decided by bounds (``pair_state[a, b]`` -1 or 1, see
     :func:`branch_and_bound`) are not scored again.
     (The mse criterion always takes :func:`score_pairs_additive`.)
     """
@@ -55,6 +110,8 @@ def _score_pairs_general(
     for a in prange(n_a):
         n_cand = 0
         n_valid = 0
+        if row_verdict[a] != 0:
+            continue
         for b in range(n_b):
             if (cover_a[a] | cover_b[b]) != required:
                 continue
@@ -110,28 +167,28 @@ def squared_error(Z_a, a, cz, Z_b, b, target, weight, act, limit):
 
 
 @njit(inline="always", cache=True)
-def slope_bound(Z_a, a, cz, Z_b, b, pre_target, slope, weight, lipschitz, limit):
-    """An upper bound of pair (a, b)'s weighted squared error that needs no transcendental
-    function: point by point, the output moves by at most the pre-activation's move times
-    the activation's slope, which is at most ``slope[k]`` (the slope at the full model's
-    pre-activation) when moving away from 0 and at most ``lipschitz`` otherwise (every
-    activation here has a slope that does not grow away from 0). Stops at ``limit``."""
-    total = 0.0
+def tabulated_verdict(z_row, Z_b, b, target, weight, act, table, limit) -> int:
+    """Pair (a, b)'s verdict from the tabulated bounds of its outputs, point by point
+    (``z_row``: half A's row ``a`` plus the constant terms): -1 invalid (stops as soon as
+    the lower bound passes the limit), 1 valid, 0 unsure."""
+    low = 0.0
+    high = 0.0
+    reject = limit * (1.0 + DECISION_SLACK)
     for k in range(Z_b.shape[1]):
-        reference = pre_target[k]
-        d = Z_a[a, k] + cz[k] + Z_b[b, k] - reference
-        s = slope[k] if d * reference >= 0.0 else lipschitz
-        total += weight[k] * (s * d) * (s * d)
-        if total >= limit:
-            break
-    return total
+        f_lo, f_hi = activation_bounds(z_row[k] + Z_b[b, k], act, table)
+        gap, far = squared_error_bounds(f_lo, f_hi, target[k])
+        low += weight[k] * gap
+        high += weight[k] * far
+        if low > reject:
+            return -1
+    return 1 if high < limit * (1.0 - DECISION_SLACK) else 0
 
 
 def _score_pairs_additive(
     E, E0, unit_offset, radix, a0, a1, norm_a, scale_a, norm_b, root_b,
     cover_a, cover_b, present_a, present_b, required, excluded_present,
     limit, band, Z_a, cz, Z_b, target, weight, act, lipschitz_sq, collect, out_valid,
-    pre_target, slope, use_state, pair_state,
+    table, row_verdict, use_state, pair_state,
 ):  # fmt: skip
     """Score pairs for the mse criterion.
 
@@ -145,9 +202,12 @@ def _score_pairs_additive(
     With an identity output that distance is the error itself: pairs within a rounding
     bound ``band`` of the limit are re-summed directly. Otherwise an output activation
     with Lipschitz constant ``L`` certifies a pair whose ``L^2`` times the distance is
-    below the limit; every other pair is summed point by point with an early stop.
-    With ``use_state``, pairs already decided by bounds (``pair_state[a - a0, b]``) are not
-    scored again.
+    below the limit. Every other pair is summed point by point with an early stop: first
+    its tabulated bounds for tanh and sigmoid (``table``), then, if they do not decide,
+    the exact error.
+    Rows with a verdict (``row_verdict[a - a0]`` -1 or 1) are skipped, counted by the
+    caller; with ``use_state``, pairs already decided by bounds (``pair_state[a - a0, b]``)
+    are not scored again.
     """
     n_b = E.shape[1]
     n_units = radix.shape[0]
@@ -164,8 +224,11 @@ def _score_pairs_additive(
             partial[0, i] = E0[b0 + i]
         digits = np.empty(n_units, np.int64)
         previous = np.full(n_units, -1, np.int64)
+        z_row = np.empty(Z_b.shape[1])  # half A's row plus the constant terms, when needed
         n_valid = 0
         for a in range(a0, a1):
+            if row_verdict[a - a0] != 0:
+                continue  # the partial sums stay those of ``previous``
             rest = a
             for j in range(n_units - 1, -1, -1):
                 digits[j] = rest % radix[j]
@@ -178,6 +241,7 @@ def _score_pairs_additive(
                 for i in range(width):
                     partial[j + 1, i] = partial[j, i] + E[row, b0 + i]
                 previous[j] = digits[j]
+            row_ready = False
             base = norm_a[a]
             tol = band * (norm_a[a] + max_norm_b + scale_a[a] * max_root_b)
             low = limit - tol
@@ -201,11 +265,16 @@ def _score_pairs_additive(
                 else:
                     ok = lipschitz_sq * (total + tol) < limit
                     if not ok and (act == 2 or act == 3):  # worth it where exact costs tanh
-                        bound = slope_bound(
-                            Z_a, a, cz, Z_b, b, pre_target, slope, weight,
-                            np.sqrt(lipschitz_sq), limit,
-                        )  # fmt: skip
-                        ok = bound * (1.0 + 1e-9) < limit
+                        if not row_ready:
+                            for k in range(z_row.shape[0]):
+                                z_row[k] = Z_a[a, k] + cz[k]
+                            row_ready = True
+                        verdict = tabulated_verdict(
+                            z_row, Z_b, b, target, weight, act, table, limit
+                        )
+                        if verdict == -1:
+                            continue
+                        ok = verdict == 1
                 if not ok:
                     ok = squared_error(Z_a, a, cz, Z_b, b, target, weight, act, limit) < limit
                 if ok:
@@ -249,14 +318,15 @@ def _reads_right(f_lo: float, f_hi: float, bit: float, criterion: int) -> tuple:
 
 @njit(cache=True)
 def interval_decision(
-    z, lo, hi, pad, target, weight, n_out, act, criterion, limit
+    z, lo, hi, pad, target, weight, n_out, act, table, criterion, limit
 ) -> int:  # fmt: skip
     """Decide a whole family of circuits from per-term bounds of its pre-activations.
 
     Every member's pre-activation at term ``k`` (flattened points x outputs) lies in
     ``[z + lo - pad, z + hi + pad]``; every activation here is monotone, so its output lies
-    between the activation of the two ends. Returns -1 when every member is invalid, 1 when
-    every member is valid, 0 when the bounds do not decide.
+    between the activation's bounds (:func:`activation_bounds`) at the two ends. Returns
+    -1 when every member is invalid, 1 when every member is valid, 0 when the bounds do
+    not decide.
     ``weight``: per term for mse, per point for accuracy; ``target``: per term.
     """
     n_terms = z.shape[0]
@@ -264,15 +334,11 @@ def interval_decision(
     high = 0.0  # of the least favourable one
     if criterion == MSE:
         for k in range(n_terms):
-            f_lo = activate(z[k] + lo[k] - pad[k], act)
-            f_hi = activate(z[k] + hi[k] + pad[k], act)
-            f_lo -= VALUE_SLACK * (1.0 + abs(f_lo))
-            f_hi += VALUE_SLACK * (1.0 + abs(f_hi))
-            t = target[k]
-            gap = f_lo - t if t < f_lo else (t - f_hi if t > f_hi else 0.0)
-            far = max(f_hi - t, t - f_lo)
-            low += weight[k] * gap * gap
-            high += weight[k] * far * far
+            f_lo = activation_bounds(z[k] + lo[k] - pad[k], act, table)[0]
+            f_hi = activation_bounds(z[k] + hi[k] + pad[k], act, table)[1]
+            gap, far = squared_error_bounds(f_lo, f_hi, target[k])
+            low += weight[k] * gap
+            high += weight[k] * far
             if low > limit * (1.0 + DECISION_SLACK):
                 return -1
         return 1 if high < limit * (1.0 - DECISION_SLACK) else 0
@@ -281,10 +347,8 @@ def interval_decision(
         maybe_wrong = False
         for o in range(n_out):
             k = p * n_out + o
-            f_lo = activate(z[k] + lo[k] - pad[k], act)
-            f_hi = activate(z[k] + hi[k] + pad[k], act)
-            f_lo -= VALUE_SLACK * (1.0 + abs(f_lo))
-            f_hi += VALUE_SLACK * (1.0 + abs(f_hi))
+            f_lo = activation_bounds(z[k] + lo[k] - pad[k], act, table)[0]
+            f_hi = activation_bounds(z[k] + hi[k] + pad[k], act, table)[1]
             right, wrong = _reads_right(f_lo, f_hi, target[k], criterion)
             surely_wrong |= wrong
             maybe_wrong |= not right
@@ -300,7 +364,7 @@ def interval_decision(
 @njit(cache=True)
 def branch_and_bound(
     options, offset, radix, rest_lo, rest_hi, pad, base, lo, hi, leaf,
-    target, weight, n_out, act, criterion, limit, state,
+    target, weight, n_out, act, table, criterion, limit, state,
 ):  # fmt: skip
     """Branch and bound over the combinations ``lo <= c < hi`` of a group of units.
 
@@ -325,7 +389,7 @@ def branch_and_bound(
         if first < last:
             decision = interval_decision(
                 z[depth], rest_lo[depth], rest_hi[depth], pad, target, weight, n_out, act,
-                criterion, limit,
+                table, criterion, limit,
             )  # fmt: skip
             if decision != 0 or size[depth] <= leaf:
                 state[first - lo : last - lo] = decision
@@ -351,7 +415,7 @@ def branch_and_bound(
 @njit(parallel=True, cache=True)
 def branch_and_bound_rows(
     options, offset, radix, rest_lo, rest_hi, pad, base, rows, leaf,
-    target, weight, n_out, act, criterion, limit, pair_state,
+    target, weight, n_out, act, table, criterion, limit, pair_state,
 ):  # fmt: skip
     """:func:`branch_and_bound` over all of half B for each row ``r`` of half A whose
     ``pair_state[r]`` is undecided (all 0), with the row's terms ``rows[r]`` added to
@@ -366,7 +430,7 @@ def branch_and_bound_rows(
         if undecided:
             branch_and_bound(
                 options, offset, radix, rest_lo, rest_hi, pad, base + rows[r], 0, n_b, leaf,
-                target, weight, n_out, act, criterion, limit, pair_state[r],
+                target, weight, n_out, act, table, criterion, limit, pair_state[r],
             )  # fmt: skip
 
 
