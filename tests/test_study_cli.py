@@ -49,17 +49,6 @@ levels = ["relu", "tanh"]
 """
 
 
-def run(argv, capsys):
-    """Run the CLI in-process; returns (exit code, stdout, stderr)."""
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     """A tiny study run through ``circuit-census study run``."""
@@ -87,15 +76,15 @@ def test_study_run_writes_the_store_and_a_copy_of_the_sweep(study):
     ]
 
 
-def test_study_run_again_skips_everything(study, capsys):
+def test_study_run_again_skips_everything(study, cli):
     sweep = study.parent / "sweep.toml"
-    code, out, _ = run(["study", "run", str(sweep), "--out", str(study), "-j", "1", "-q"], capsys)
+    code, out, _ = cli(["study", "run", str(sweep), "--out", str(study), "-j", "1", "-q"])
     assert code == 0 and "0 rows computed, 8 already stored" in out
 
 
-def test_export_csv_has_the_columns_and_one_row_per_model(study, tmp_path, capsys):
+def test_export_csv_has_the_columns_and_one_row_per_model(study, tmp_path, cli):
     target = tmp_path / "rows.csv"
-    code, out, err = run(["export", str(study), "--format", "csv", "--output", str(target)], capsys)
+    code, out, err = cli(["export", str(study), "--format", "csv", "--output", str(target)])
     assert code == 0, err
     with open(target, newline="") as fh:
         rows = list(csv.DictReader(fh))
@@ -106,10 +95,10 @@ def test_export_csv_has_the_columns_and_one_row_per_model(study, tmp_path, capsy
     assert not list(tmp_path.glob(".*tmp"))  # written atomically, nothing left behind
 
 
-def test_export_parquet_has_the_columns_and_one_row_per_model(study, tmp_path, capsys):
+def test_export_parquet_has_the_columns_and_one_row_per_model(study, tmp_path, cli):
     pq = pytest.importorskip("pyarrow.parquet")
     target = tmp_path / "rows.parquet"
-    code, _, err = run(["export", str(study), "-f", "parquet", "-o", str(target)], capsys)
+    code, _, err = cli(["export", str(study), "-f", "parquet", "-o", str(target)])
     assert code == 0, err
     data = pq.read_table(target)
     assert data.num_rows == 8
@@ -134,9 +123,9 @@ def test_export_parquet_has_the_columns_and_one_row_per_model(study, tmp_path, c
         (["study", "run", "{study}/sweep.toml", "--out", "{tmp}/o", "--workers", "0"], ["workers"]),
     ],
 )
-def test_bad_input_is_one_line_and_exit_2(argv, words, study, tmp_path, capsys):
+def test_bad_input_is_one_line_and_exit_2(argv, words, study, tmp_path, cli):
     fill = {"missing": str(tmp_path / "nowhere"), "tmp": str(tmp_path), "study": str(study)}
-    code, _, err = run([a.format(**fill) for a in argv], capsys)
+    code, _, err = cli([a.format(**fill) for a in argv])
     assert code == 2
     assert err.startswith("error: ") and err.count("\n") == 1, err
     for word in words:
@@ -155,20 +144,20 @@ def test_bad_input_is_one_line_and_exit_2(argv, words, study, tmp_path, capsys):
         ("[experiments.a]\nfactor='l1'\nlevels=[-1.0]\n", "experiments.a.levels[0]"),
     ],
 )
-def test_bad_sweep_files_exit_2_naming_the_field(text, field, tmp_path, capsys):
+def test_bad_sweep_files_exit_2_naming_the_field(text, field, tmp_path, cli):
     sweep = tmp_path / "bad.toml"
     sweep.write_text(text)
-    code, out, err = run(["study", "run", str(sweep), "--out", str(tmp_path / "o")], capsys)
+    code, out, err = cli(["study", "run", str(sweep), "--out", str(tmp_path / "o")])
     assert code == 2 and field in err and err.count("\n") == 1, err
     assert not (tmp_path / "o").exists()  # nothing started
 
 
-def test_study_preset_prints_a_sweep_file_that_runs_as_is(capsys):
-    code, out, _ = run(["study", "preset", "capacity", "--quick"], capsys)
+def test_study_preset_prints_a_sweep_file_that_runs_as_is(cli):
+    code, out, _ = cli(["study", "preset", "capacity", "--quick"])
     assert code == 0
     doc = tomllib.loads(out)
     assert doc["experiments"]["capacity"]["factor"] == "width"
-    code, out, _ = run(["study", "preset", "all"], capsys)
+    code, out, _ = cli(["study", "preset", "all"])
     assert code == 0
     assert set(tomllib.loads(out)["experiments"]) == {
         e.name for e in reproduction_sweep().experiments
@@ -176,11 +165,9 @@ def test_study_preset_prints_a_sweep_file_that_runs_as_is(capsys):
 
 
 @pytest.mark.slow  # about a minute on two cores; CI runs it (nothing deselects "slow")
-def test_reproduce_quick_end_to_end(tmp_path, capsys):
+def test_reproduce_quick_end_to_end(tmp_path, cli):
     out = tmp_path / "study"
-    code, stdout, err = run(
-        ["reproduce", "--quick", "--out", str(out), "--workers", "2", "-q"], capsys
-    )
+    code, stdout, err = cli(["reproduce", "--quick", "--out", str(out), "--workers", "2", "-q"])
     assert code == 0, err
     expected = reproduction_sweep(quick=True)
     with Store(out) as store:
@@ -196,7 +183,7 @@ def test_reproduce_quick_end_to_end(tmp_path, capsys):
     }
     assert widths == {w: 4**w - 1 for w in (2, 4, 6, 8)}  # SPEC: 4^k - 1 for 2-k-1
     target = tmp_path / "rows.csv"
-    assert run(["export", str(out), "--format", "csv", "--output", str(target)], capsys)[0] == 0
+    assert cli(["export", str(out), "--format", "csv", "--output", str(target)])[0] == 0
     with open(target, newline="") as fh:
         assert len(list(csv.DictReader(fh))) == len(rows)
     if importlib.util.find_spec("circuit_census.analysis.report") is not None:

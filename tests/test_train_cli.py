@@ -8,25 +8,13 @@ import json
 import numpy as np
 import pytest
 
-from circuit_census.cli import main
 from circuit_census.modelio import load_data, load_model, read_metadata
 from circuit_census.training import CONFIG_FIELDS, accuracy
 
 
-def run(argv, capsys):
-    """Run the CLI in-process; returns (exit code, stdout, stderr)."""
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def test_train_writes_models_validation_sets_and_summary(tmp_path, capsys):
+def test_train_writes_models_validation_sets_and_summary(tmp_path, cli):
     out = tmp_path / "models"
-    code, stdout, stderr = run(
+    code, stdout, stderr = cli(
         [
             "train",
             "--task", "xor",
@@ -36,9 +24,7 @@ def test_train_writes_models_validation_sets_and_summary(tmp_path, capsys):
             "--l1", "0.0001",
             "--out", str(out),
             "--quiet",
-        ],
-        capsys,
-    )  # fmt: skip
+        ])  # fmt: skip
     assert code == 0, stderr
     assert "converged" in stdout
     seeds = [0, 1, 2, 5]
@@ -77,9 +63,9 @@ def test_train_writes_models_validation_sets_and_summary(tmp_path, capsys):
         assert (row["converged"] == "true") == converged
 
 
-def test_train_options_reach_the_models(tmp_path, capsys):
+def test_train_options_reach_the_models(tmp_path, cli):
     out = tmp_path / "deep"
-    code, stdout, stderr = run(
+    code, stdout, stderr = cli(
         [
             "train",
             "--task", "xor+and",
@@ -97,9 +83,7 @@ def test_train_options_reach_the_models(tmp_path, capsys):
             "--repeats", "10",
             "--val-repeats", "5",
             "--out", str(out),
-        ],
-        capsys,
-    )  # fmt: skip
+        ])  # fmt: skip
     assert code == 0, stderr
     assert "converged 0/1" in stdout  # 20 epochs is too few
     net, meta = load_model(out / "seed-4.safetensors")
@@ -142,11 +126,9 @@ BAD_INPUTS = {
 
 
 @pytest.mark.parametrize("case", BAD_INPUTS)
-def test_bad_input_exits_2_with_one_line_and_writes_nothing(case, tmp_path, capsys):
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(case, tmp_path, cli):
     out = tmp_path / "out"
-    code, stdout, stderr = run(
-        ["train", "--out", str(out), "--epochs", "5", *BAD_INPUTS[case]], capsys
-    )
+    code, stdout, stderr = cli(["train", "--out", str(out), "--epochs", "5", *BAD_INPUTS[case]])
     assert code == 2
     lines = stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:"), stderr
@@ -154,17 +136,17 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(case, tmp_path, caps
     assert not out.exists()
 
 
-def test_non_numeric_value_exits_2_with_one_line(tmp_path, capsys):
+def test_non_numeric_value_exits_2_with_one_line(tmp_path, cli):
     out = tmp_path / "out"
-    code, _, stderr = run(["train", "--out", str(out), "--lr", "fast"], capsys)
+    code, _, stderr = cli(["train", "--out", str(out), "--lr", "fast"])
     assert code == 2
     assert len(stderr.strip().splitlines()) == 1 and "Traceback" not in stderr
     assert not out.exists()
 
 
-def test_out_that_is_a_file_exits_2(tmp_path, capsys):
+def test_out_that_is_a_file_exits_2(tmp_path, cli):
     out = tmp_path / "taken"
     out.write_text("not a folder")
-    code, _, stderr = run(["train", "--out", str(out), "--epochs", "5"], capsys)
+    code, _, stderr = cli(["train", "--out", str(out), "--epochs", "5"])
     assert code == 2 and len(stderr.strip().splitlines()) == 1
     assert out.read_text() == "not a folder"
