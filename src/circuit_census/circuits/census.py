@@ -94,7 +94,7 @@ class _Problem:
         """The output activation tabulated for the bounds (see kernels.activation_bounds)."""
         return kernels.activation_table(kernels.ACT_CODES[self.net.output_activation])
 
-    @property
+    @functools.cached_property
     def term_weight(self) -> np.ndarray:
         """Weights per (point, output) term."""
         return np.repeat(self.weight, self.net.sizes[-1])
