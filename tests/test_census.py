@@ -434,6 +434,24 @@ def test_circuits_stream_to_a_file_that_reads_back(tmp_path):
         assert result.valid is None  # more than it may hold: none held, all counted
 
 
+def test_written_files_get_the_permissions_of_a_plain_new_file(tmp_path):
+    import os
+
+    from circuit_census.modelio import atomic_write
+
+    rng = np.random.default_rng(3)
+    net = random_network(rng, (2, 3, 1))
+    x, _ = xor_like_data(rng, 2, 1)
+    old = os.umask(0o022)
+    try:
+        census(net, x, threshold=0.5, circuits_file=tmp_path / "c.circuits")
+        atomic_write(tmp_path / "note.txt", lambda tmp: tmp.write_text("written"))
+    finally:
+        os.umask(old)
+    for name in ("c.circuits", "note.txt"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o644  # not mkstemp's 0o600
+
+
 def test_collect_false_keeps_nothing_but_counts_everything():
     rng = np.random.default_rng(4)
     net = random_network(rng, (2, 4, 1))

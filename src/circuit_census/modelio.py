@@ -24,6 +24,14 @@ from circuit_census.network import InputError, Network, check_activation
 FORMAT = "circuit-census"
 
 
+def new_file_mode() -> int:
+    """The permissions ``open()`` gives a new file (0o666 less the umask); a temporary file
+    from ``mkstemp`` gets 0o600 instead, which would follow it when renamed into place."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def atomic_write(path: Path, write) -> None:
     """Call ``write(tmp_path)`` then rename onto ``path``: readers never see half a file."""
     path = Path(path)
@@ -32,6 +40,7 @@ def atomic_write(path: Path, write) -> None:
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, new_file_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from circuit_census.circuits.space import CircuitSpace
+from circuit_census.modelio import new_file_mode
 from circuit_census.network import InputError
 
 MAGIC = b"CCIRCS1\n"
@@ -51,6 +52,7 @@ class CircuitFileWriter:
     def close(self) -> None:
         """Finish the file and move it into place."""
         self._fh.close()
+        os.chmod(self._tmp, new_file_mode())
         os.replace(self._tmp, self.path)
 
     def discard(self) -> None:
