@@ -659,29 +659,28 @@ def _score_rows(
     a1 = a0 + len(verdicts)
     n_b = len(head.half_b.cover)
     pair_state = np.zeros((1, 1), dtype=np.int8)
+    every_pair_decided = False
     cheap_pairs = pb.crit.name == "mse" and pb.net.output_activation == "identity"
     if pb.prune and pb.scorer is None and not cheap_pairs:
-        pair_state = np.repeat(verdicts[:, None], n_b, axis=1)
+        pair_state = np.zeros((a1 - a0, n_b), dtype=np.int8)  # rows with a verdict stay 0
         bd, t = head.bounds, head.bounds.tree_b
         kernels.branch_and_bound_rows(
             t.options, t.offset, t.radix, t.rest_lo, t.rest_hi, bd.pad, base,
             head.half_a.contrib[a0:a1].reshape(a1 - a0, -1), PAIR_LEAF, *_bound_terms(pb),
-            pair_state,
+            verdicts, pair_state,
         )  # fmt: skip
         open_rows = np.flatnonzero(verdicts == 0)
         admissible = _admissible(head, outer, a0 + open_rows)
         states = pair_state[open_rows]
         n_decided = int(np.count_nonzero(admissible & (states != 0)))
         totals.bounded += n_decided
-        if n_decided == np.count_nonzero(admissible):  # no pair left to score
-            valid_mask = np.zeros((a1 - a0, n_b), dtype=bool)
-            valid_mask[open_rows] = admissible & (states == 1)
-            n_valid = int(np.count_nonzero(valid_mask))
-            totals.valid += n_valid
-            if want and n_valid:
-                _keep(head, a0, valid_mask, outer.bits, collect, totals, limit_held, sink)
-            return
-    n_valid, valid_mask = _score_pairs(pb, head, a0, a1, outer, want, verdicts, pair_state)
+        every_pair_decided = n_decided == np.count_nonzero(admissible)
+    if every_pair_decided:
+        valid_mask = np.zeros((a1 - a0, n_b), dtype=bool)
+        valid_mask[open_rows] = admissible & (states == 1)
+        n_valid = int(np.count_nonzero(valid_mask))
+    else:
+        n_valid, valid_mask = _score_pairs(pb, head, a0, a1, outer, want, verdicts, pair_state)
     totals.valid += n_valid
     if want and n_valid:
         _keep(head, a0, valid_mask, outer.bits, collect, totals, limit_held, sink)

@@ -415,19 +415,14 @@ def branch_and_bound(
 @njit(parallel=True, cache=True)
 def branch_and_bound_rows(
     options, offset, radix, rest_lo, rest_hi, pad, base, rows, leaf,
-    target, weight, n_out, act, table, criterion, limit, pair_state,
+    target, weight, n_out, act, table, criterion, limit, row_verdict, pair_state,
 ):  # fmt: skip
-    """:func:`branch_and_bound` over all of half B for each row ``r`` of half A whose
-    ``pair_state[r]`` is undecided (all 0), with the row's terms ``rows[r]`` added to
-    ``base``; rows run in parallel."""
+    """:func:`branch_and_bound` over all of half B for each row ``r`` of half A without a
+    verdict (``row_verdict[r] == 0``), with the row's terms ``rows[r]`` added to ``base``;
+    rows run in parallel."""
     n_b = pair_state.shape[1]
     for r in prange(rows.shape[0]):
-        undecided = True
-        for b in range(n_b):
-            if pair_state[r, b] != 0:
-                undecided = False
-                break
-        if undecided:
+        if row_verdict[r] == 0:
             branch_and_bound(
                 options, offset, radix, rest_lo, rest_hi, pad, base + rows[r], 0, n_b, leaf,
                 target, weight, n_out, act, table, criterion, limit, pair_state[r],
