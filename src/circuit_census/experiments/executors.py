@@ -178,8 +178,8 @@ _THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NU
 
 def init_worker() -> None:
     """Worker set-up: one compute thread per worker process (the parallelism is the
-    processes). Results do not depend on it: training is bitwise independent of its
-    batch-mates and runs single-threaded anyway, and census decisions are exact."""
+    processes). Results do not depend on it: the small batches of a study train
+    single-threaded anyway, and census decisions are exact."""
     try:
         import torch
 

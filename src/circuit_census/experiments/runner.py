@@ -1,13 +1,14 @@
 """Running a study: train every condition's seeds, take each model's census, store rows.
 
 :func:`run_study` expands a sweep into conditions and, for every (condition, seed) whose
-key is not yet in the store, trains the condition's missing seeds as one batched call,
-takes the census of each trained model (per output for a multi-output task), computes
-the uniqueness measures and writes one row. The work runs through an executor
-(:mod:`circuit_census.experiments.executors`): this process, local worker processes or a
-Dask cluster; censuses with at least :data:`SHARD_MIN_CANDIDATES` candidates are split
-into the engine's shards across the workers and combined exactly. Only this process
-writes to the store, one row per transaction, as results arrive.
+key is not yet in the store, trains the condition's seeds in fixed batches (a batch
+with any missing seed is trained whole), takes the census of each missing model (per
+output for a multi-output task), computes the uniqueness measures and writes one row.
+The work runs through an executor (:mod:`circuit_census.experiments.executors`): this
+process, local worker processes or a Dask cluster; censuses with at least
+:data:`SHARD_MIN_CANDIDATES` candidates are split into the engine's shards across the
+workers and combined exactly. Only this process writes to the store, one row per
+transaction, as results arrive.
 
 Rows for a multi-output task (SPEC: the census is taken per output): ``n_candidates``,
 ``n_valid`` and ``n_minimal`` are summed over the outputs, ``identifiable`` means every
@@ -20,7 +21,7 @@ import json
 import math
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,6 +112,14 @@ def run_description(cond: Condition, seed: int) -> dict[str, Any]:
 def condition_keys(cond: Condition) -> dict[int, str]:
     """``seed -> key`` for every seed of a condition."""
     return {seed: run_key(run_description(cond, seed)) for seed in cond.seeds}
+
+
+def training_batches(seeds: Sequence[int]) -> list[list[int]]:
+    """The seeds of a condition in the batches they are trained in: fixed by the sweep
+    alone, so that a resumed study trains every model with the batch-mates of an
+    uninterrupted run (batched training agrees across batch sizes only to float
+    rounding, and a row must not depend on when the study was interrupted)."""
+    return [list(seeds[i : i + TRAIN_CHUNK]) for i in range(0, len(seeds), TRAIN_CHUNK)]
 
 
 def output_sizes(cond: Condition, n_inputs: int, n_outputs: int) -> tuple[int, ...]:
@@ -334,11 +343,12 @@ def _run(sweep, out_dir, store, executor, progress, shard_min, started) -> Study
     total = skipped = 0
     for cond in sweep.conditions:
         keys = condition_keys(cond)
-        missing = [s for s in cond.seeds if keys[s] not in existing]
+        missing = {s: keys[s] for s in cond.seeds if keys[s] not in existing}
         total += len(cond.seeds)
         skipped += len(cond.seeds) - len(missing)
-        for i in range(0, len(missing), TRAIN_CHUNK):
-            jobs.append((cond, missing[i : i + TRAIN_CHUNK], keys))
+        for batch in training_batches(cond.seeds):
+            if any(s in missing for s in batch):
+                jobs.append((cond, batch, missing))
 
     describe = executor.describe()
     store.set_meta("setup", canonical_json(study_setup(sweep, describe)))
@@ -350,19 +360,21 @@ def _run(sweep, out_dir, store, executor, progress, shard_min, started) -> Study
     try:
         while jobs or pending:
             while jobs and len(pending) < window:
-                cond, seeds, keys = jobs.popleft()
-                pending[executor.submit(train_task, cond, seeds)] = ("train", cond, keys)
+                cond, seeds, missing = jobs.popleft()
+                pending[executor.submit(train_task, cond, seeds)] = ("train", cond, missing)
             done, _ = executor.wait(list(pending))
             for fut in [f for f in pending if f in done]:
                 what = pending.pop(fut)
                 kind, cond = what[0], what[1]
                 if kind == "train":
-                    keys = what[2]
+                    missing = what[2]
                     task = make_task(cond.task)
                     sizes = output_sizes(cond, task.n_inputs, task.n_outputs)
                     count = CircuitSpace(sizes, cond.census.get("compat")).count()
                     for run in fut.result():
-                        key = keys[run.seed]
+                        if run.seed not in missing:  # stored; trained for its batch-mates
+                            continue
+                        key = missing[run.seed]
                         if executor.workers > 1 and count >= shard_min:
                             n = executor.workers
                             outputs = [None] if task.n_outputs == 1 else list(range(task.n_outputs))
