@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from brute_force import admissible_edge_flags
 from matplotlib.figure import Figure
 from matplotlib.image import imread
 
@@ -38,15 +39,7 @@ def brute_census(network: Network, x: np.ndarray, threshold: float = 0.05) -> Ce
     ref = network.forward(x)
     valid = []
     n_candidates = 0
-    for k in range(1 << space.n_edges):
-        flags = np.array([(k >> e) & 1 for e in range(space.n_edges)], dtype=bool)
-        offs = space.edge_offsets
-        masks = [
-            flags[offs[i] : offs[i + 1]].reshape(shape)
-            for i, shape in enumerate(space.layer_shapes)
-        ]
-        if not space.is_admissible(masks):
-            continue
+    for flags, masks in admissible_edge_flags(space):
         n_candidates += 1
         ablated = Network(
             tuple(w * m for w, m in zip(network.weights, masks, strict=True)),

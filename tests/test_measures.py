@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 import pytest
+from brute_force import admissible_edge_flags
 
 from circuit_census.circuits.space import CircuitSpace, bits_to_bools, bools_to_bits, popcount
 from circuit_census.measures import (
@@ -27,17 +28,7 @@ from circuit_census.tasks import corners
 
 def admissible_sets(space: CircuitSpace) -> list[frozenset[int]]:
     """Every admissible circuit of a small space, as a set of edge indices."""
-    out = []
-    for k in range(1 << space.n_edges):
-        flags = np.array([(k >> e) & 1 for e in range(space.n_edges)], dtype=bool)
-        offs = space.edge_offsets
-        masks = [
-            flags[offs[i] : offs[i + 1]].reshape(shape)
-            for i, shape in enumerate(space.layer_shapes)
-        ]
-        if space.is_admissible(masks):
-            out.append(frozenset(int(e) for e in np.flatnonzero(flags)))
-    return out
+    return [frozenset(int(e) for e in np.flatnonzero(f)) for f, _ in admissible_edge_flags(space)]
 
 
 def to_bits(sets: list[frozenset[int]], space: CircuitSpace) -> np.ndarray:
