@@ -31,11 +31,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from circuit_census.activations import ACTIVATIONS
 from circuit_census.circuits.space import CircuitSpace
-from circuit_census.modelio import save_data, save_model
-from circuit_census.network import ACTIVATIONS, Network
-from circuit_census.tasks import make_task
-from circuit_census.training import TrainConfig, train_models
+from circuit_census.network import Network
+from circuit_census.tasks.boolean import make_task
+from circuit_census.training.loop import TrainConfig, train_models
+from circuit_census.training.modelfiles import save_data, save_model
 
 DEFAULT = ["2-8-1", "2-12-1", "2-14-1", "2-3-3-1", "2-4-4-1"]
 LARGE = ["2-16-1", "2-5-4-1"]

@@ -18,9 +18,9 @@ import time
 import numpy as np
 import torch
 
-from circuit_census.models import sequential_mlp
-from circuit_census.tasks import make_task, train_validation
-from circuit_census.training import TrainConfig, train_models
+from circuit_census.tasks.boolean import make_task, train_validation
+from circuit_census.training.loop import TrainConfig, train_models
+from circuit_census.training.models import sequential_mlp
 
 
 def plain_loop(task, seeds, config: TrainConfig) -> list[np.ndarray]:

@@ -8,10 +8,12 @@ import itertools
 import numpy as np
 import pytest
 
+from circuit_census.activations import ACTIVATIONS
 from circuit_census.circuits.census import census, census_outputs, combine_results
 from circuit_census.circuits.circuitfile import read_circuits
 from circuit_census.circuits.space import CircuitSpace
-from circuit_census.network import ACTIVATIONS, InputError, Network
+from circuit_census.errors import InputError
+from circuit_census.network import Network
 
 # ----------------------------------------------------------------------------- reference
 
@@ -303,7 +305,7 @@ def members_error(act_name, z, target, weight, criterion, limit, compat=False):
 @pytest.mark.parametrize("out_act", ACTIVATIONS)
 @pytest.mark.parametrize("criterion", ["mse", "accuracy", "rounded"])
 def test_interval_decision_never_contradicts_a_member_of_the_family(out_act, criterion):
-    from circuit_census.circuits import kernels
+    from circuit_census.circuits.engine import kernels
 
     rng = np.random.default_rng(sum(map(ord, out_act + criterion)))
     code = {"mse": kernels.MSE, "accuracy": kernels.ACCURACY, "rounded": kernels.ACCURACY_ROUNDED}
@@ -437,7 +439,7 @@ def test_circuits_stream_to_a_file_that_reads_back(tmp_path):
 def test_written_files_get_the_permissions_of_a_plain_new_file(tmp_path):
     import os
 
-    from circuit_census.modelio import atomic_write
+    from circuit_census.files import atomic_write
 
     rng = np.random.default_rng(3)
     net = random_network(rng, (2, 3, 1))

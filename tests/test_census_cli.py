@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from circuit_census.circuits.census import census
-from circuit_census.modelio import load_model, save_data, save_model
 from circuit_census.network import Network
+from circuit_census.training.modelfiles import load_model, save_data, save_model
 
 
 def run(*args: str) -> subprocess.CompletedProcess:

@@ -10,7 +10,10 @@ from brute_force import admissible_edge_flags
 from matplotlib.figure import Figure
 from matplotlib.image import imread
 
-from circuit_census.analysis.circuit_figures import (
+from circuit_census.circuits.census import CensusResult
+from circuit_census.circuits.space import CircuitSpace, bools_to_bits
+from circuit_census.errors import InputError
+from circuit_census.measures.figures import (
     FIGURE_DPI,
     node_label,
     plot_circuit,
@@ -20,11 +23,9 @@ from circuit_census.analysis.circuit_figures import (
     save_figure,
     write_census_figures,
 )
-from circuit_census.circuits.census import CensusResult
-from circuit_census.circuits.space import CircuitSpace, bools_to_bits
-from circuit_census.measures import circuit_measures, minimal_circuits
-from circuit_census.network import InputError, Network
-from circuit_census.tasks import corners
+from circuit_census.measures.uniqueness import circuit_measures, minimal_circuits
+from circuit_census.network import Network
+from circuit_census.tasks.boolean import corners
 
 # The hand-made XOR network: relu(x0 + x1) - 2 relu(x0 + x1 - 1) = XOR on the corners.
 XOR = Network(

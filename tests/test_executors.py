@@ -14,11 +14,11 @@ import time
 import numpy as np
 import pytest
 
+from circuit_census.errors import InputError
 from circuit_census.experiments.executors import InlineExecutor, make_executor
 from circuit_census.experiments.runner import run_study
 from circuit_census.experiments.store import Store
 from circuit_census.experiments.sweeps import parse_sweep
-from circuit_census.network import InputError
 
 # Two experiments, a multi-output task, small and fast.
 SWEEP = """

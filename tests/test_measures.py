@@ -11,7 +11,8 @@ import pytest
 from brute_force import admissible_edge_flags
 
 from circuit_census.circuits.space import CircuitSpace, bits_to_bools, bools_to_bits, popcount
-from circuit_census.measures import (
+from circuit_census.errors import InputError
+from circuit_census.measures.uniqueness import (
     census_measures,
     circuit_measures,
     hidden_effective_rank,
@@ -19,9 +20,9 @@ from circuit_census.measures import (
     pair_overlap,
     sort_circuits,
 )
-from circuit_census.network import InputError, Network
-from circuit_census.rank import effective_rank
-from circuit_census.tasks import corners
+from circuit_census.network import Network
+from circuit_census.tasks.boolean import corners
+from circuit_census.tasks.complexity import effective_rank
 
 # ----------------------------------------------------------------- brute-force reference
 

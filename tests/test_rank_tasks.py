@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from circuit_census.rank import effective_rank
-from circuit_census.tasks import builtin_tasks, make_task, task_complexity
+from circuit_census.tasks.boolean import builtin_tasks, make_task, task_complexity
+from circuit_census.tasks.complexity import effective_rank
 
 GOLDEN = (1 + math.sqrt(5)) / 2
 

@@ -196,7 +196,7 @@ def test_undefined_correlation_is_reported_not_raised():
 
 
 def test_write_report_needs_a_store(tmp_path):
-    from circuit_census.network import InputError
+    from circuit_census.errors import InputError
 
     with pytest.raises(InputError, match="no results store"):
         write_report(tmp_path)
@@ -268,7 +268,7 @@ def test_stats_of_the_report_equal_study_stats(rows, report):
 
 def test_report_of_an_empty_store_is_an_input_error(tmp_path, monkeypatch):
     Store = _store_class()  # noqa: N806
-    from circuit_census.network import InputError
+    from circuit_census.errors import InputError
 
     try:
         store = Store(tmp_path / "results.sqlite")

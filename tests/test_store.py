@@ -13,6 +13,7 @@ import time
 import numpy as np
 import pytest
 
+from circuit_census.errors import InputError
 from circuit_census.experiments.store import (
     COLUMN_NAMES,
     Store,
@@ -21,7 +22,6 @@ from circuit_census.experiments.store import (
     run_key,
     unpack_bits,
 )
-from circuit_census.network import InputError
 
 
 def make_row(i: int, experiment: str = "e") -> dict:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from circuit_census.errors import InputError
 from circuit_census.experiments.presets import (
     PRESET_NAMES,
     QUICK_LEVELS,
@@ -13,8 +14,7 @@ from circuit_census.experiments.presets import (
 )
 from circuit_census.experiments.runner import condition_keys, run_description
 from circuit_census.experiments.sweeps import dump_toml, parse_sweep
-from circuit_census.network import InputError
-from circuit_census.tasks import make_task
+from circuit_census.tasks.boolean import make_task
 
 EXAMPLE = """
 [study]

@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from circuit_census.modelio import load_data, load_model, read_metadata
-from circuit_census.training import CONFIG_FIELDS, accuracy
+from circuit_census.training.loop import CONFIG_FIELDS, accuracy
+from circuit_census.training.modelfiles import load_data, load_model, read_metadata
 
 
 def test_train_writes_models_validation_sets_and_summary(tmp_path, cli):

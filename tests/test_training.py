@@ -8,21 +8,22 @@ import numpy as np
 import pytest
 import torch
 
-from circuit_census.models import (
-    BatchedMLP,
-    init_params,
-    network_to_sequential,
-    orthogonality_penalty,
-    sequential_mlp,
-)
-from circuit_census.network import InputError, Network
-from circuit_census.tasks import make_task, train_validation
-from circuit_census.training import (
+from circuit_census.errors import InputError
+from circuit_census.network import Network
+from circuit_census.tasks.boolean import make_task, train_validation
+from circuit_census.training.loop import (
     TrainConfig,
     accuracy,
     parse_hidden,
     parse_seeds,
     train_models,
+)
+from circuit_census.training.models import (
+    BatchedMLP,
+    init_params,
+    network_to_sequential,
+    orthogonality_penalty,
+    sequential_mlp,
 )
 
 XOR = make_task("xor")
@@ -215,7 +216,7 @@ def test_l1_gives_more_near_zero_weights():
 
 def test_l1_and_l2_penalise_weights_not_biases():
     # W = [1, -2], b = 5, inputs 0, targets 5: data loss 0, so the objective is the penalty
-    from circuit_census.training import _Objective
+    from circuit_census.training.loop import _Objective
 
     net = Network(
         (np.array([[1.0, -2.0]]),),

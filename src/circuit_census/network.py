@@ -12,34 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-LEAKY_SLOPE = 0.01
-ACTIVATIONS = ("relu", "leaky_relu", "tanh", "sigmoid", "identity")
-
-
-class InputError(ValueError):
-    """Bad user input: a message for a person, never a traceback."""
-
-
-def check_activation(name: str) -> str:
-    """Return ``name`` if it is a known activation, else raise :class:`InputError`."""
-    if name not in ACTIVATIONS:
-        raise InputError(f"unknown activation {name!r}; choose one of {', '.join(ACTIVATIONS)}")
-    return name
-
-
-def apply_activation(name: str, z: np.ndarray) -> np.ndarray:
-    """Apply activation ``name`` elementwise (float64, NumPy)."""
-    if name == "relu":
-        return np.maximum(z, 0.0)
-    if name == "leaky_relu":
-        return np.where(z >= 0.0, z, LEAKY_SLOPE * z)
-    if name == "tanh":
-        return np.tanh(z)
-    if name == "sigmoid":
-        return 0.5 * (1.0 + np.tanh(0.5 * z))  # stable for large |z|
-    if name == "identity":
-        return z
-    raise InputError(f"unknown activation {name!r}")
+from circuit_census.activations import apply_activation, check_activation
+from circuit_census.errors import InputError
 
 
 @dataclass(frozen=True)

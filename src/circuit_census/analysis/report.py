@@ -909,7 +909,7 @@ def _store_setup(store: object) -> dict[str, object]:
 
 def read_rows(study_dir: Path) -> tuple[list[dict], dict[str, object]]:
     """The rows of the study's results store and the setup it records."""
-    from circuit_census.network import InputError
+    from circuit_census.errors import InputError
 
     study_dir = Path(study_dir)
     if not study_dir.is_dir():
@@ -938,7 +938,7 @@ def write_report(
     n_resamples: int = DEFAULT_RESAMPLES,
 ) -> tuple[Path, Path]:
     """Write ``report.md``, ``report.html`` and ``figures/*.png`` into the study directory."""
-    from circuit_census.modelio import atomic_write
+    from circuit_census.files import atomic_write
 
     study_dir = Path(study_dir)
     rows, stored = read_rows(study_dir)

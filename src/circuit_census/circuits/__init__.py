@@ -1,0 +1,1 @@
+"""Circuits: the space of admissible circuits, validity criteria, and the exact census."""

@@ -11,9 +11,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from circuit_census.activations import apply_activation
 from circuit_census.circuits.criteria import Criterion, check_ablation
 from circuit_census.circuits.space import CircuitSpace
-from circuit_census.network import InputError, Network, apply_activation, check_inputs
+from circuit_census.errors import InputError
+from circuit_census.network import Network, check_inputs
 
 
 def layer_means(network: Network, x: np.ndarray) -> list[np.ndarray]:

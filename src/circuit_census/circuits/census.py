@@ -28,11 +28,13 @@ from pathlib import Path
 
 import numpy as np
 
-from circuit_census.circuits import kernels
+from circuit_census.activations import apply_activation
 from circuit_census.circuits.circuitfile import CircuitFileWriter
 from circuit_census.circuits.criteria import Criterion, check_ablation
+from circuit_census.circuits.engine import kernels
 from circuit_census.circuits.space import CircuitSpace, popcount
-from circuit_census.network import InputError, Network, apply_activation, check_inputs
+from circuit_census.errors import InputError
+from circuit_census.network import Network, check_inputs
 
 DEFAULT_MAX_CANDIDATES = 10**10
 HALF_COMBOS = 1 << 16  # most combinations held for one half
@@ -909,7 +911,7 @@ def census(
             pb = _prepare(net, x, y, crit, ablation)
             pb.prune = prune
             if use_torch:
-                from circuit_census.circuits.torch_backend import TorchScorer
+                from circuit_census.circuits.engine.torch_pairs import TorchScorer
 
                 pb.scorer = TorchScorer(device)
             settings_total = total if shard is None else None

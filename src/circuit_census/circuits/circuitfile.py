@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from circuit_census.circuits.space import CircuitSpace
-from circuit_census.modelio import new_file_mode
-from circuit_census.network import InputError
+from circuit_census.errors import InputError
+from circuit_census.files import new_file_mode
 
 MAGIC = b"CCIRCS1\n"
 

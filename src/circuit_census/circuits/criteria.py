@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from circuit_census.circuits.space import check_compat
-from circuit_census.network import InputError
+from circuit_census.errors import InputError
 
 CRITERIA = ("mse", "accuracy")
 DEFAULT_THRESHOLDS = {"mse": 0.05, "accuracy": 0.99}

@@ -15,7 +15,7 @@ from math import comb
 
 import numpy as np
 
-from circuit_census.network import InputError
+from circuit_census.errors import InputError
 
 COMPAT_MODES = ("meloux2025",)
 

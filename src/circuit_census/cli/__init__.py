@@ -9,7 +9,7 @@ import sys
 
 import typer
 
-from circuit_census.network import InputError
+from circuit_census.errors import InputError
 
 app = typer.Typer(
     name="circuit-census",

@@ -11,13 +11,16 @@ import numpy as np
 import typer
 from rich.console import Console
 
+from circuit_census.activations import check_activation
 from circuit_census.circuits.census import DEFAULT_MAX_CANDIDATES, CensusResult, census
 from circuit_census.circuits.criteria import Criterion, check_ablation
 from circuit_census.circuits.space import CircuitSpace
 from circuit_census.cli import app
 from circuit_census.cli.progress import census_progress
-from circuit_census.modelio import atomic_write, load_data, load_model
-from circuit_census.network import InputError, Network, check_activation, check_inputs
+from circuit_census.errors import InputError
+from circuit_census.files import atomic_write
+from circuit_census.network import Network, check_inputs
+from circuit_census.training.modelfiles import load_data, load_model
 
 # Rough two-core rate of scoring pairs, for the estimate printed before a census starts;
 # bounds on whole families of circuits usually settle most candidates far sooner.
@@ -197,7 +200,7 @@ def census_command(
             entries.append(entry)
             _print_summary(console, label, result, measures, note)
             if figures is not None and measures is not None:
-                from circuit_census.analysis.circuit_figures import write_census_figures
+                from circuit_census.measures.figures import write_census_figures
 
                 written += write_census_figures(result, measures, minimal, figures)
         if output is not None:
@@ -223,7 +226,7 @@ def _measures(result: CensusResult, max_measured: int):
                 "minimal circuits and measures were not computed"
             ),
         )
-    from circuit_census.measures import census_measures
+    from circuit_census.measures.uniqueness import census_measures
 
     measures, minimal = census_measures(result)
     return measures, minimal, None
@@ -299,7 +302,7 @@ def count_command(
     ),
 ) -> None:
     """Count the admissible circuits of an architecture exactly, without enumerating."""
-    from circuit_census.training_config import parse_hidden
+    from circuit_census.training.config import parse_hidden
 
     widths = parse_hidden(hidden)
     if inputs < 1 or outputs < 1:

@@ -11,7 +11,7 @@ from typing import Any
 import typer
 
 from circuit_census.cli import app
-from circuit_census.network import InputError
+from circuit_census.errors import InputError
 
 study_app = typer.Typer(
     help="Run studies described by sweep files (TOML), or print a built-in one.",
@@ -95,7 +95,7 @@ def export_columns() -> list[str]:
 def export_rows(study_dir: Path, fmt: str, output: Path, experiment: str | None = None) -> int:
     """Export a study's rows; returns how many were written."""
     from circuit_census.experiments.store import STORE_NAME, Store
-    from circuit_census.modelio import atomic_write
+    from circuit_census.files import atomic_write
 
     if fmt not in EXPORT_FORMATS:
         raise InputError(f"unknown export format {fmt!r}; choose csv or parquet")

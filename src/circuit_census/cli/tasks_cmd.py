@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from circuit_census.cli import app
-from circuit_census.tasks import Task, builtin_tasks, make_task
+from circuit_census.tasks.boolean import Task, builtin_tasks, make_task
 
 COMPLEXITY_NOTE = (
     "complexity: effective rank (Roy & Vetterli) of the truth table laid out as a "

@@ -11,13 +11,14 @@ from typing import TYPE_CHECKING
 import typer
 
 from circuit_census.cli import app
-from circuit_census.modelio import atomic_write, save_data, save_model
-from circuit_census.network import InputError
-from circuit_census.tasks import make_task
-from circuit_census.training_config import TrainConfig, parse_hidden, parse_seeds
+from circuit_census.errors import InputError
+from circuit_census.files import atomic_write
+from circuit_census.tasks.boolean import make_task
+from circuit_census.training.config import TrainConfig, parse_hidden, parse_seeds
+from circuit_census.training.modelfiles import save_data, save_model
 
 if TYPE_CHECKING:
-    from circuit_census.training import TrainedModel
+    from circuit_census.training.loop import TrainedModel
 
 _D = TrainConfig()
 SUMMARY_FIELDS = ("seed", "converged", "final_loss", "val_accuracy", "epochs")
@@ -113,7 +114,7 @@ def train(
         raise InputError(f"--out {str(out)!r} exists and is not a folder")
 
     progress = not quiet and sys.stdout.isatty()
-    from circuit_census.training import train_models
+    from circuit_census.training.loop import train_models
 
     models = train_models(the_task, seed_list, config, progress=progress)
     write_models(out, the_task.name, models, config)

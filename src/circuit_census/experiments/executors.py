@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from circuit_census.network import InputError
+from circuit_census.errors import InputError
 
 DASK_HINT = "the --scheduler option needs Dask distributed: pip install 'circuit-census[dask]'"
 

@@ -22,8 +22,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from circuit_census.errors import InputError
 from circuit_census.experiments.sweeps import Sweep, sweep_from_dict
-from circuit_census.network import InputError
 
 PRESET_NAMES = ("l1", "orthogonality", "capacity", "task-complexity")
 SCALES = ("default", "quick")

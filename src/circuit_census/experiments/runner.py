@@ -29,10 +29,11 @@ from typing import Any
 import numpy as np
 
 from circuit_census import __version__
+from circuit_census.errors import InputError
 from circuit_census.experiments.executors import make_executor
 from circuit_census.experiments.store import STORE_NAME, Store, canonical_json, run_key
 from circuit_census.experiments.sweeps import Condition, Sweep, load_sweep, sweep_from_dict
-from circuit_census.network import InputError, Network
+from circuit_census.network import Network
 
 # Censuses with at least this many candidates (per output) are sharded across workers.
 SHARD_MIN_CANDIDATES = 2_000_000
@@ -79,8 +80,8 @@ class StudySummary:
 
 
 def train_config(cond: Condition):
-    """The :class:`~circuit_census.training.TrainConfig` of a condition."""
-    from circuit_census.training import TrainConfig
+    """The :class:`~circuit_census.training.loop.TrainConfig` of a condition."""
+    from circuit_census.training.loop import TrainConfig
 
     return TrainConfig(hidden=cond.hidden, activation=cond.activation, **cond.training)
 
@@ -92,7 +93,7 @@ def run_description(cond: Condition, seed: int) -> dict[str, Any]:
     study's results are meant not to depend on it), the task's truth table, the census
     settings, the seed, the experiment it belongs to and the package version.
     """
-    from circuit_census.tasks import make_task
+    from circuit_census.tasks.boolean import make_task
 
     config = train_config(cond).as_metadata()
     config.pop("device", None)
@@ -132,8 +133,8 @@ def output_sizes(cond: Condition, n_inputs: int, n_outputs: int) -> tuple[int, .
 
 def train_task(cond: Condition, seeds: list[int]) -> list[TrainedRun]:
     """Train ``seeds`` of a condition together (one batched call)."""
-    from circuit_census.tasks import make_task
-    from circuit_census.training import train_models
+    from circuit_census.tasks.boolean import make_task
+    from circuit_census.training.loop import train_models
 
     start = time.perf_counter()
     models = train_models(make_task(cond.task), seeds, train_config(cond), progress=False)
@@ -189,8 +190,8 @@ def evaluate_task(cond: Condition, run: TrainedRun, key: str, valid_cap: int):
 def finish_task(cond: Condition, run: TrainedRun, key: str, results: list, valid_cap: int):
     """Measures and the stored row of a model from its per-output census results
     (combined shards or whole censuses). Returns ``(row, circuits)`` for :meth:`Store.put`."""
-    from circuit_census.measures import census_measures
-    from circuit_census.tasks import make_task
+    from circuit_census.measures.uniqueness import census_measures
+    from circuit_census.tasks.boolean import make_task
 
     task = make_task(cond.task)
     per_output, circuits = [], []
@@ -270,7 +271,7 @@ def as_sweep(sweep: Sweep | Mapping[str, Any] | str | Path) -> Sweep:
 def check_sizes(sweep: Sweep) -> None:
     """Refuse, before any training, a condition whose census is beyond the engine's limit."""
     from circuit_census.circuits.space import CircuitSpace
-    from circuit_census.tasks import make_task
+    from circuit_census.tasks.boolean import make_task
 
     for cond in sweep.conditions:
         task = make_task(cond.task)
@@ -332,8 +333,8 @@ def run_study(
 
 def _run(sweep, out_dir, store, executor, progress, shard_min, started) -> StudySummary:
     from circuit_census.circuits.space import CircuitSpace
-    from circuit_census.modelio import atomic_write
-    from circuit_census.tasks import make_task
+    from circuit_census.files import atomic_write
+    from circuit_census.tasks.boolean import make_task
 
     text = sweep.to_toml()
     atomic_write(out_dir / SWEEP_COPY, lambda tmp: tmp.write_text(text, encoding="utf-8"))

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from circuit_census.network import InputError
+from circuit_census.errors import InputError
 
 STORE_NAME = "results.sqlite"
 SCHEMA_VERSION = 1

@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from circuit_census.network import ACTIVATIONS, InputError
-from circuit_census.tasks import make_task
+from circuit_census.activations import ACTIVATIONS
+from circuit_census.errors import InputError
+from circuit_census.tasks.boolean import make_task
 
 if sys.version_info >= (3, 11):  # pragma: no cover - depends on the interpreter
     import tomllib

@@ -9,9 +9,7 @@ string fields (task, seed, training outcome). No pickle is ever loaded.
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 import warnings
 import zipfile
 from collections.abc import Mapping
@@ -19,32 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from circuit_census.network import InputError, Network, check_activation
+from circuit_census.activations import check_activation
+from circuit_census.errors import InputError
+from circuit_census.files import atomic_write
+from circuit_census.network import Network
 
 FORMAT = "circuit-census"
-
-
-def new_file_mode() -> int:
-    """The permissions ``open()`` gives a new file (0o666 less the umask); a temporary file
-    from ``mkstemp`` gets 0o600 instead, which would follow it when renamed into place."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-def atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` then rename onto ``path``: readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.chmod(tmp, new_file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_model(path: Path, network: Network, metadata: Mapping[str, object] | None = None) -> None:

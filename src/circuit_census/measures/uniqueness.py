@@ -20,8 +20,9 @@ import numba
 import numpy as np
 
 from circuit_census.circuits.space import CircuitSpace, bits_to_bools, popcount
-from circuit_census.network import InputError, Network
-from circuit_census.rank import effective_rank
+from circuit_census.errors import InputError
+from circuit_census.network import Network
+from circuit_census.tasks.complexity import effective_rank
 
 if TYPE_CHECKING:  # pragma: no cover
     from circuit_census.circuits.census import CensusResult

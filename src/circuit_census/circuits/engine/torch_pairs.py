@@ -34,7 +34,7 @@ class TorchScorer:
             self.device = torch.device(device)
             torch.zeros(1, device=self.device)
         except (RuntimeError, AssertionError) as exc:
-            from circuit_census.network import InputError
+            from circuit_census.errors import InputError
 
             raise InputError(f"device {device!r} is not available to PyTorch: {exc}") from None
         self._cache: dict[int, torch.Tensor] = {}
@@ -108,7 +108,7 @@ class TorchScorer:
         required: int, excluded: int, weight, reference, act: int, criterion: int, limit: float,
     ) -> torch.Tensor:  # fmt: skip
         """Valid mask of the accuracy criterion, as ``score_pairs_general``."""
-        from circuit_census.circuits.kernels import ACCURACY
+        from circuit_census.circuits.engine.kernels import ACCURACY
 
         Ut = torch.as_tensor(U, device=self.device)
         V, w, ref = self.t(Vc), self.t(weight), self.t(reference)

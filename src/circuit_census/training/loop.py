@@ -1,7 +1,7 @@
 """Training many independent MLPs at once, with the regularizers the study varies.
 
 :func:`train_models` trains one model per seed, all seeds as one batched tensor program
-(see :mod:`circuit_census.models`). A model's result depends only on its own seed and the
+(see :mod:`circuit_census.training.models`). A model's result depends only on its own seed and the
 :class:`TrainConfig`, never on which other seeds share its batch:
 
 - initial weights come from a generator seeded with the model's seed (as ``nn.Linear``
@@ -17,7 +17,7 @@ Per model, the objective minimised is (``W_l`` weights only, biases are not pena
     mse + l1 * sum_l sum |W_l| + l2 * sum_l sum W_l^2 + orthogonality * sum_hidden offdiag
 
 where ``mse`` is the mean over samples and outputs of ``(f(x) - y)^2`` and ``offdiag`` is
-:func:`circuit_census.models.orthogonality_penalty` of each hidden layer's activations.
+:func:`circuit_census.training.models.orthogonality_penalty` of each hidden layer's activations.
 See ``docs/training.md`` for the full description, stopping rules and defaults.
 """
 
@@ -30,10 +30,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from circuit_census.models import BatchedMLP, orthogonality_penalty
-from circuit_census.network import InputError, Network
-from circuit_census.tasks import Dataset, Task, train_validation
-from circuit_census.training_config import (  # noqa: F401  (re-exported)
+from circuit_census.errors import InputError
+from circuit_census.network import Network
+from circuit_census.tasks.boolean import Dataset, Task, train_validation
+from circuit_census.training.config import (  # noqa: F401  (re-exported)
     CONFIG_FIELDS,
     OPTIMIZERS,
     TrainConfig,
@@ -41,6 +41,7 @@ from circuit_census.training_config import (  # noqa: F401  (re-exported)
     parse_hidden,
     parse_seeds,
 )
+from circuit_census.training.models import BatchedMLP, orthogonality_penalty
 
 # Patience: an epoch "improves" when the objective falls below best * (1 - PATIENCE_REL_TOL).
 PATIENCE_REL_TOL = 1e-4

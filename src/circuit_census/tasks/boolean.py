@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from circuit_census.network import InputError
-from circuit_census.rank import effective_rank
+from circuit_census.errors import InputError
+from circuit_census.tasks.complexity import effective_rank
 
 # Truth tables of the sixteen two-input gates over corners (a, b) = 00, 01, 10, 11.
 GATES: dict[str, str] = {

@@ -26,9 +26,10 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from circuit_census.circuits.space import CircuitSpace, popcount
-from circuit_census.measures import Measures
-from circuit_census.modelio import atomic_write
-from circuit_census.network import InputError, Network
+from circuit_census.errors import InputError
+from circuit_census.files import atomic_write
+from circuit_census.measures.uniqueness import Measures
+from circuit_census.network import Network
 
 if TYPE_CHECKING:  # pragma: no cover
     from circuit_census.circuits.census import CensusResult

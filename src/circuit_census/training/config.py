@@ -10,7 +10,8 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-from circuit_census.network import InputError, check_activation
+from circuit_census.activations import check_activation
+from circuit_census.errors import InputError
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 

@@ -21,7 +21,9 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from circuit_census.network import LEAKY_SLOPE, InputError, Network, check_activation
+from circuit_census.activations import LEAKY_SLOPE, check_activation
+from circuit_census.errors import InputError
+from circuit_census.network import Network
 
 ORTHOGONALITY_EPS = 1e-8
 

@@ -1,0 +1,1 @@
+"""Uniqueness measures of a census (minimal circuits, overlap, frequencies) and its figures."""

@@ -1,0 +1,1 @@
+"""Tasks: Boolean functions, the data sets drawn from them, and their complexity."""

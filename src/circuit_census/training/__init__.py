@@ -1,0 +1,1 @@
+"""Training: settings (TrainConfig), batched PyTorch models, the training loop, model files."""
