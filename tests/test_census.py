@@ -11,6 +11,7 @@ import pytest
 from circuit_census.activations import ACTIVATIONS
 from circuit_census.circuits.census import census, census_outputs, combine_results
 from circuit_census.circuits.circuitfile import read_circuits
+from circuit_census.circuits.settings import CensusSettings, RunOptions
 from circuit_census.circuits.space import CircuitSpace
 from circuit_census.errors import InputError
 from circuit_census.network import Network
@@ -148,9 +149,9 @@ def test_census_equals_reference_for_every_activation_ablation_and_criterion(
                 full = net.forward(x)
                 threshold = float(max(0.02, 0.5 * np.var(full)))
             n_ref, valid_ref = reference_census(net, x, y, ablation, criterion, threshold)
-            kwargs = dict(ablation=ablation, criterion=criterion, threshold=threshold)
+            settings = CensusSettings(criterion, threshold, ablation)
             for prune in (True, False):  # with bounds deciding families first, and without
-                result = census(net, x, y, prune=prune, **kwargs)
+                result = census(net, x, y, settings, RunOptions(prune=prune))
                 assert result.n_candidates == n_ref
                 assert result.n_valid == len(valid_ref)
                 assert as_flags(result) == valid_ref
@@ -171,7 +172,10 @@ def test_meloux2025_mode_equals_reference_with_its_filter(criterion):
                 net, x, y, "zero", criterion, threshold, compat=True
             )
             result = census(
-                net, x, y, criterion=criterion, threshold=threshold, compat="meloux2025"
+                net,
+                x,
+                y,
+                CensusSettings(criterion=criterion, threshold=threshold, compat="meloux2025"),
             )
             assert (result.n_candidates, as_flags(result)) == (n_ref, valid_ref)
 
@@ -182,11 +186,13 @@ def test_meloux2025_rounding_counts_half_as_zero_and_needs_strictly_more():
     net = Network((w1, np.array([[1.0, 0.0]])), (np.zeros(2), np.zeros(1)), "relu")
     x = np.array([[0.5, 0.0], [0.5, 1.0]])
     y = np.ones((2, 1))
-    plain = census(net, x, y, criterion="accuracy", threshold=1.0)
+    plain = census(net, x, y, CensusSettings(criterion="accuracy", threshold=1.0))
     assert plain.n_valid > 0
     n_ref, valid_ref = reference_census(net, x, y, "zero", "accuracy", 1.0)
     assert as_flags(plain) == valid_ref
-    compat = census(net, x, y, criterion="accuracy", threshold=0.0, compat="meloux2025")
+    compat = census(
+        net, x, y, CensusSettings(criterion="accuracy", threshold=0.0, compat="meloux2025")
+    )
     assert compat.n_candidates == 2  # one hidden node kept, fed by both inputs
     assert compat.n_valid == 0  # no sample right, and a fraction of 0 is not > 0
 
@@ -200,7 +206,7 @@ def test_sanity_counts_of_spec(sizes, expected):
     assert CircuitSpace(sizes).count() == expected
     net = random_network(np.random.default_rng(0), sizes)
     x = np.random.default_rng(1).normal(size=(5, sizes[0]))
-    assert census(net, x, collect=False).n_candidates == expected
+    assert census(net, x, options=RunOptions(collect=False)).n_candidates == expected
 
 
 def test_general_k_counts_are_four_to_the_k_minus_one():
@@ -240,7 +246,15 @@ def test_meloux2025_space_sizes_on_2_4_1_and_2_3_3_1():
         assert space.count() == count
         net = random_network(np.random.default_rng(3), sizes, "leaky_relu", "leaky_relu")
         x = np.random.default_rng(4).normal(size=(6, 2))
-        assert census(net, x, compat="meloux2025", collect=False).n_candidates == count
+        assert (
+            census(
+                net,
+                x,
+                settings=CensusSettings(compat="meloux2025"),
+                options=RunOptions(collect=False),
+            ).n_candidates
+            == count
+        )
 
 
 def test_depth_three_network_equals_reference():
@@ -249,7 +263,7 @@ def test_depth_three_network_equals_reference():
     x, y = xor_like_data(rng, 2, 1)
     for ablation in ("zero", "mean"):
         n_ref, valid_ref = reference_census(net, x, y, ablation, "mse", 0.05)
-        result = census(net, x, y, ablation=ablation, threshold=0.05)
+        result = census(net, x, y, CensusSettings(ablation=ablation, threshold=0.05))
         assert (result.n_candidates, as_flags(result)) == (n_ref, valid_ref)
 
 
@@ -257,7 +271,7 @@ def test_multi_output_census_is_per_output_subnetwork():
     rng = np.random.default_rng(5)
     net = random_network(rng, (2, 2, 2), "relu", "sigmoid")
     x, y = xor_like_data(rng, 2, 2)
-    results = census_outputs(net, x, y, criterion="accuracy", threshold=0.5)
+    results = census_outputs(net, x, y, CensusSettings(criterion="accuracy", threshold=0.5))
     assert len(results) == 2
     for o, result in enumerate(results):
         sub = net.output_subnetwork(o)
@@ -275,7 +289,11 @@ def test_joint_census_of_multi_output_network_equals_reference():
     for criterion, threshold in (("mse", 0.3), ("accuracy", 0.5)):
         n_ref, valid_ref = reference_census(net, x, y, "mean", criterion, threshold)
         result = census(
-            net, x, y, output="joint", ablation="mean", criterion=criterion, threshold=threshold
+            net,
+            x,
+            y,
+            CensusSettings(ablation="mean", criterion=criterion, threshold=threshold),
+            output="joint",
         )
         assert (result.n_candidates, as_flags(result)) == (n_ref, valid_ref)
 
@@ -285,7 +303,7 @@ def test_network_without_hidden_layer():
     net = random_network(rng, (3, 1), "relu", "sigmoid")
     x, y = xor_like_data(rng, 3, 1)
     n_ref, valid_ref = reference_census(net, x, y, "mean", "mse", 0.01)
-    result = census(net, x, y, ablation="mean", threshold=0.01)
+    result = census(net, x, y, CensusSettings(ablation="mean", threshold=0.01))
     assert (result.n_candidates, as_flags(result)) == (n_ref, valid_ref)
 
 
@@ -362,9 +380,9 @@ def test_bounds_change_no_verdict_of_scoring_every_pair(out_act, criterion, leaf
             x, _ = xor_like_data(rng, 2, sizes[-1], repeats=6)
             y = (net.forward(x) >= 0.5).astype(float)  # the full model is right
             threshold = 0.8 if criterion == "accuracy" else 0.5 * float(np.var(net.forward(x)))
-            kwargs = dict(criterion=criterion, threshold=threshold, ablation=ablation)
-            pruned = census(net, x, y, output=output, **kwargs)
-            every_pair = census(net, x, y, output=output, prune=False, **kwargs)
+            settings = CensusSettings(criterion, threshold, ablation)
+            pruned = census(net, x, y, settings, output=output)
+            every_pair = census(net, x, y, settings, RunOptions(prune=False), output=output)
             assert pruned.n_candidates == every_pair.n_candidates
             assert np.array_equal(pruned.valid, every_pair.valid)
             assert every_pair.n_bounded == 0
@@ -388,10 +406,16 @@ def test_union_of_shards_is_exactly_the_census(sizes, criterion, monkeypatch):
     net = random_network(rng, sizes, "relu", "identity")
     x, y = xor_like_data(rng, 2, 1)
     threshold = 0.5 if criterion == "accuracy" else 0.3
-    whole = census(net, x, y, criterion=criterion, threshold=threshold)
+    whole = census(net, x, y, CensusSettings(criterion=criterion, threshold=threshold))
     for n in (2, 3, 7):
         parts = [
-            census(net, x, y, criterion=criterion, threshold=threshold, shard=(i, n))
+            census(
+                net,
+                x,
+                y,
+                CensusSettings(criterion=criterion, threshold=threshold),
+                RunOptions(shard=(i, n)),
+            )
             for i in range(n)
         ]
         assert sum(p.n_candidates for p in parts) == whole.n_candidates
@@ -406,7 +430,7 @@ def test_combine_refuses_missing_shards():
     rng = np.random.default_rng(1)
     net = random_network(rng, (2, 3, 1))
     x = rng.normal(size=(4, 2))
-    parts = [census(net, x, shard=(i, 3)) for i in (0, 2)]
+    parts = [census(net, x, options=RunOptions(shard=(i, 3))) for i in (0, 2)]
     with pytest.raises(InputError, match="shards"):
         combine_results(parts)
 
@@ -415,8 +439,8 @@ def test_workers_give_the_same_census():
     rng = np.random.default_rng(2)
     net = random_network(rng, (2, 5, 1), "tanh", "identity")
     x, _ = xor_like_data(rng, 2, 1)
-    one = census(net, x, threshold=0.2)
-    two = census(net, x, threshold=0.2, workers=2)
+    one = census(net, x, settings=CensusSettings(threshold=0.2))
+    two = census(net, x, settings=CensusSettings(threshold=0.2), options=RunOptions(workers=2))
     assert (two.n_candidates, two.n_valid) == (one.n_candidates, one.n_valid)
     assert np.array_equal(two.valid, one.valid)
 
@@ -426,11 +450,16 @@ def test_circuits_stream_to_a_file_that_reads_back(tmp_path):
     net = random_network(rng, (2, 5, 1))
     x, _ = xor_like_data(rng, 2, 1)
     path = tmp_path / "c.circuits"
-    result = census(net, x, threshold=0.5, collect=10, circuits_file=path)
+    result = census(
+        net,
+        x,
+        settings=CensusSettings(threshold=0.5),
+        options=RunOptions(collect=10, circuits_file=path),
+    )
     header, bits = read_circuits(path)
     assert header["sizes"] == [2, 5, 1]
     assert len(bits) == result.n_valid
-    full = census(net, x, threshold=0.5)
+    full = census(net, x, settings=CensusSettings(threshold=0.5))
     assert {tuple(b) for b in np.asarray(bits)} == {tuple(b) for b in full.valid}
     if result.n_valid > 10:
         assert result.valid is None  # more than it may hold: none held, all counted
@@ -446,7 +475,12 @@ def test_written_files_get_the_permissions_of_a_plain_new_file(tmp_path):
     x, _ = xor_like_data(rng, 2, 1)
     old = os.umask(0o022)
     try:
-        census(net, x, threshold=0.5, circuits_file=tmp_path / "c.circuits")
+        census(
+            net,
+            x,
+            settings=CensusSettings(threshold=0.5),
+            options=RunOptions(circuits_file=tmp_path / "c.circuits"),
+        )
         atomic_write(tmp_path / "note.txt", lambda tmp: tmp.write_text("written"))
     finally:
         os.umask(old)
@@ -458,8 +492,10 @@ def test_collect_false_keeps_nothing_but_counts_everything():
     rng = np.random.default_rng(4)
     net = random_network(rng, (2, 4, 1))
     x, _ = xor_like_data(rng, 2, 1)
-    counted = census(net, x, threshold=0.5, collect=False)
-    kept = census(net, x, threshold=0.5)
+    counted = census(
+        net, x, settings=CensusSettings(threshold=0.5), options=RunOptions(collect=False)
+    )
+    kept = census(net, x, settings=CensusSettings(threshold=0.5))
     assert counted.valid is None
     assert counted.n_valid == kept.n_valid == len(kept.valid)
 
@@ -469,7 +505,9 @@ def test_progress_reaches_the_total():
     net = random_network(rng, (2, 6, 1))
     x, _ = xor_like_data(rng, 2, 1)
     seen = []
-    result = census(net, x, progress=lambda done, total: seen.append((done, total)))
+    result = census(
+        net, x, options=RunOptions(progress=lambda done, total: seen.append((done, total)))
+    )
     assert seen[-1] == (result.n_candidates, result.n_candidates)
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)
 
@@ -480,7 +518,7 @@ def test_progress_reaches_the_total():
 def test_refuses_more_candidates_than_the_limit():
     net = random_network(np.random.default_rng(0), (2, 6, 1))
     with pytest.raises(InputError, match="4,095 candidate circuits exceed the limit of 100"):
-        census(net, np.zeros((3, 2)), max_candidates=100)
+        census(net, np.zeros((3, 2)), options=RunOptions(max_candidates=100))
 
 
 @pytest.mark.parametrize(
@@ -489,15 +527,41 @@ def test_refuses_more_candidates_than_the_limit():
         ({"ablation": "resample"}, "unknown ablation"),
         ({"criterion": "kl"}, "unknown criterion"),
         ({"threshold": -0.1}, "non-negative"),
+        ({"threshold": float("nan")}, "non-negative"),
         ({"criterion": "accuracy", "threshold": 1.5}, "fraction"),
+        ({"threshold": "high"}, "a number"),
         ({"compat": "other"}, "compatibility"),
-        ({"criterion": "accuracy"}, "needs targets"),
     ],
 )
-def test_bad_settings_raise_clear_errors(kwargs, message):
-    net = random_network(np.random.default_rng(0), (2, 2, 1))
+def test_bad_settings_are_refused_when_made(kwargs, message):
     with pytest.raises(InputError, match=message):
-        census(net, np.zeros((3, 2)), **kwargs)
+        CensusSettings(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"workers": 0}, "at least 1"),
+        ({"backend": "jax"}, "unknown backend"),
+        ({"shard": (3, 3)}, "shard"),
+        ({"workers": 2, "device": "cuda"}, "one worker"),
+    ],
+)
+def test_bad_run_options_are_refused_when_made(kwargs, message):
+    with pytest.raises(InputError, match=message):
+        RunOptions(**kwargs)
+
+
+def test_settings_fill_in_the_criterion_default_threshold():
+    assert CensusSettings().threshold == 0.05
+    assert CensusSettings("accuracy").threshold == 0.99
+    assert CensusSettings("accuracy", 0.5).rule.threshold == 0.5
+
+
+def test_accuracy_without_targets_is_refused():
+    net = random_network(np.random.default_rng(0), (2, 2, 1))
+    with pytest.raises(InputError, match="needs targets"):
+        census(net, np.zeros((3, 2)), settings=CensusSettings("accuracy"))
 
 
 def test_data_that_does_not_fit_is_refused():
@@ -522,10 +586,10 @@ def test_pytorch_scorer_used_for_gpus_equals_the_compiled_kernels(criterion, out
         threshold = (
             0.5 if criterion == "accuracy" else float(max(0.01, 0.5 * np.var(net.forward(x))))
         )
-        kwargs = dict(criterion=criterion, threshold=threshold)
-        kwargs["output"] = "joint" if sizes[-1] > 1 else None
-        cpu = census(net, x, y, **kwargs)
-        torch_cpu = census(net, x, y, backend="torch", **kwargs)
+        settings = CensusSettings(criterion, threshold)
+        output = "joint" if sizes[-1] > 1 else None
+        cpu = census(net, x, y, settings, output=output)
+        torch_cpu = census(net, x, y, settings, RunOptions(backend="torch"), output=output)
         assert torch_cpu.n_candidates == cpu.n_candidates
         assert np.array_equal(torch_cpu.valid, cpu.valid)
         seen_valid += cpu.n_valid
@@ -536,4 +600,4 @@ def test_pytorch_scorer_used_for_gpus_equals_the_compiled_kernels(criterion, out
 def test_unavailable_device_is_a_clear_error():
     net = random_network(np.random.default_rng(0), (2, 2, 1))
     with pytest.raises(InputError, match="not available"):
-        census(net, np.zeros((3, 2)), device="nosuchdevice")
+        census(net, np.zeros((3, 2)), options=RunOptions(device="nosuchdevice"))

@@ -1,7 +1,7 @@
-"""The ablated model of one circuit (SPEC, "Ablated model"): the plain, obviously-right path.
+"""The ablated model of one circuit, one forward pass at a time (the plain path).
 
-Used to evaluate a circuit a user proposes and to check the census engine; the engine
-computes the same numbers for whole families of circuits at once.
+:func:`evaluate_circuit` judges a single circuit a user proposes; the census engine reaches
+the same verdicts for whole families of circuits at once.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from circuit_census.activations import apply_activation
-from circuit_census.circuits.criteria import Criterion, check_ablation
+from circuit_census.circuits.settings import ABLATIONS, CensusSettings
 from circuit_census.circuits.space import CircuitSpace
 from circuit_census.errors import InputError
 from circuit_census.network import Network, check_inputs
@@ -32,7 +32,8 @@ def ablated_forward(
 ) -> np.ndarray:
     """Outputs of the circuit ``masks``: edges outside it carry nothing (zero ablation) or
     ``W[j, i] * mean h_i`` of the full model (mean ablation); biases are kept."""
-    check_ablation(ablation)
+    if ablation not in ABLATIONS:
+        raise InputError(f"unknown ablation {ablation!r}; choose one of {', '.join(ABLATIONS)}")
     if ablation == "mean" and means is None:
         means = layer_means(network, x)
     h = np.asarray(x, dtype=np.float64)
@@ -59,23 +60,20 @@ def evaluate_circuit(
     masks: Sequence[np.ndarray],
     x: np.ndarray,
     y: np.ndarray | None = None,
-    *,
-    ablation: str = "zero",
-    criterion: str = "mse",
-    threshold: float | None = None,
-    compat: str | None = None,
+    settings: CensusSettings = CensusSettings(),
 ) -> CircuitEvaluation:
-    """Evaluate a proposed circuit (per-layer 0/1 masks in ``W_l`` orientation)."""
-    crit = Criterion.make(criterion, threshold, compat)
+    """Evaluate a proposed circuit (per-layer 0/1 masks in ``W_l`` orientation) one forward
+    pass at a time, as the census would judge it."""
+    crit = settings.rule
     x = np.asarray(x, dtype=np.float64)
     y = None if y is None else np.asarray(y, dtype=np.float64).reshape(len(x), -1)
     check_inputs(network, x, y)
     if crit.needs_targets and y is None:
         raise InputError("the accuracy criterion needs targets y")
-    if not CircuitSpace(network.sizes, compat).is_admissible(masks):
+    if not CircuitSpace(network.sizes, settings.compat).is_admissible(masks):
         raise InputError("the edge masks do not form an admissible circuit of this network")
     reference = network.forward(x)
-    out = ablated_forward(network, masks, x, ablation)
+    out = ablated_forward(network, masks, x, settings.ablation)
     acc = None if y is None else float(np.mean(crit.output_bits_right(out, y)))
     return CircuitEvaluation(
         mse=float(np.mean((out - reference) ** 2)),

@@ -24,19 +24,18 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 import numpy as np
 
 from circuit_census.activations import apply_activation
 from circuit_census.circuits.circuitfile import CircuitFileWriter
-from circuit_census.circuits.criteria import Criterion, check_ablation
+from circuit_census.circuits.criteria import Criterion
 from circuit_census.circuits.engine import kernels
+from circuit_census.circuits.settings import CensusSettings, RunOptions
 from circuit_census.circuits.space import CircuitSpace, popcount
 from circuit_census.errors import InputError
 from circuit_census.network import Network, check_inputs
 
-DEFAULT_MAX_CANDIDATES = 10**10
 HALF_COMBOS = 1 << 16  # most combinations held for one half
 HALF_BYTES = 160 << 20  # and at most this much of their contributions
 BLOCK_ELEMENTS = 1 << 22  # pairs scored per kernel call
@@ -835,93 +834,53 @@ def census(
     network: Network,
     x: np.ndarray,
     y: np.ndarray | None = None,
+    settings: CensusSettings = CensusSettings(),
+    options: RunOptions = RunOptions(),
     *,
-    ablation: str = "zero",
-    criterion: str = "mse",
-    threshold: float | None = None,
-    compat: str | None = None,
     output: int | str | None = None,
-    max_candidates: int | None = DEFAULT_MAX_CANDIDATES,
-    collect: bool | int = True,
-    circuits_file: Path | None = None,
-    shard: tuple[int, int] | None = None,
-    workers: int = 1,
-    device: str = "cpu",
-    backend: str = "auto",
-    prune: bool = True,
-    progress: Callable[[int, int], None] | None = None,
 ) -> CensusResult:
     """Exact census of ``network`` on evaluation inputs ``x`` (targets ``y`` for accuracy).
 
-    ``output``: an output index for a per-output census of a multi-output model, or
-    ``"joint"``. ``collect``: keep the valid circuits in memory (``True``), not at all
-    (``False``), or up to that many (an int; ``valid`` is ``None`` if more were found).
-    ``circuits_file``: stream every valid circuit to a compact file (see ``circuitfile``).
-    ``shard=(i, n)``: only shard ``i`` of ``n``; :func:`combine_results` joins shards.
-    ``workers``: local processes sharing the shards. ``device``: ``"cpu"`` (compiled
-    kernels) or a PyTorch device such as ``"cuda"`` (``backend="torch"`` forces the PyTorch
-    scorer on the CPU too; decisions are float64 either way). ``prune``: decide whole
-    families of circuits at once by interval bounds where they agree (the answer is the
-    same; ``False`` scores every pair, for checking). ``progress(done, total)`` is called
-    as candidates are scored.
+    ``settings`` says what is computed (criterion, threshold, ablation, compat mode),
+    ``options`` how the work runs (shards, workers, device, what is kept; see
+    :class:`RunOptions`). ``output``: an output index for a per-output census of a
+    multi-output model, or ``"joint"``.
     """
     started = time.perf_counter()
-    check_ablation(ablation)
-    crit = Criterion.make(criterion, threshold, compat)
+    crit = settings.rule
     net, x, y, out = _resolve(network, x, y, output, crit)
-    if compat and net.n_layers < 2:
+    if settings.compat and net.n_layers < 2:
         raise InputError("the meloux2025 mode needs at least one hidden layer")
-    space = CircuitSpace(net.sizes, compat)
+    space = CircuitSpace(net.sizes, settings.compat)
     total = space.count()
-    if max_candidates is not None and total > max_candidates:
+    if options.max_candidates is not None and total > options.max_candidates:
         raise InputError(
-            f"{total:,} candidate circuits exceed the limit of {max_candidates:,}; "
+            f"{total:,} candidate circuits exceed the limit of {options.max_candidates:,}; "
             "raise it (--max-candidates) if you mean it"
         )
-    if shard is not None:
-        i, n = shard
-        if not (isinstance(n, int) and n >= 1 and isinstance(i, int) and 0 <= i < n):
-            raise InputError(f"shard must be (i, n) with 0 <= i < n, got {shard}")
-    if workers < 1:
-        raise InputError("workers must be at least 1")
-    if backend not in ("auto", "numba", "torch"):
-        raise InputError(f"unknown backend {backend!r}; choose auto, numba or torch")
-    use_torch = backend == "torch" or (backend == "auto" and device != "cpu")
-    if use_torch and workers > 1:
-        raise InputError("--workers splits CPU work; use one worker with a GPU device")
-    settings = {
-        "ablation": ablation,
-        "criterion": crit.name,
-        "threshold": crit.threshold,
-        "compat": compat,
-        "output": "joint" if output == "joint" else out,
-        "n_samples": int(len(x)),
-        "device": device,
-    }
-    if collect is not True and collect is not False and int(collect) <= 0:
-        collect = False  # holding at most none is not holding
-    limit_held = None if collect is True else (0 if collect is False else int(collect))
-    writer = CircuitFileWriter(circuits_file, space, {"output": out}) if circuits_file else None
+    shard, collect, limit_held = options.shard, options.collect, options.limit_held
+    progress, path = options.progress, options.circuits_file
+    writer = CircuitFileWriter(path, space, {"output": out}) if path else None
     try:
-        if workers > 1 and shard is None:
+        if options.workers > 1 and shard is None:
             totals = _run_workers(
-                net, x, y, crit, ablation, prune, workers, limit_held, writer, progress, total
-            )
+                net, x, y, settings, options.prune, options.workers, limit_held, writer,
+                progress, total,
+            )  # fmt: skip
         else:
-            pb = _prepare(net, x, y, crit, ablation)
-            pb.prune = prune
-            if use_torch:
+            pb = _prepare(net, x, y, crit, settings.ablation)
+            pb.prune = options.prune
+            if options.use_torch:
                 from circuit_census.circuits.engine.torch_pairs import TorchScorer
 
-                pb.scorer = TorchScorer(device)
-            settings_total = total if shard is None else None
+                pb.scorer = TorchScorer(options.device)
             tick = None
             if progress is not None:
                 state = {"done": 0}
 
                 def tick(n: int) -> None:
                     state["done"] += n
-                    progress(state["done"], settings_total or total)
+                    progress(state["done"], total)
 
             totals = _run(
                 pb, shard, collect is not False, limit_held, writer.add if writer else None, tick
@@ -938,14 +897,22 @@ def census(
     if collect is not False and not totals.overflow:
         chunks = totals.chunks or [np.zeros((0, space.n_words), dtype=np.uint64)]
         valid = _sorted(np.concatenate(chunks))
-    settings["n_unique_points"] = int(len(np.unique(x, axis=0)))
     return CensusResult(
         space=space,
         network=net,
         n_candidates=totals.candidates,
         n_valid=totals.valid,
         valid=valid,
-        settings=settings,
+        settings={
+            "ablation": settings.ablation,
+            "criterion": crit.name,
+            "threshold": crit.threshold,
+            "compat": settings.compat,
+            "output": "joint" if output == "joint" else out,
+            "n_samples": int(len(x)),
+            "device": options.device,
+            "n_unique_points": int(len(np.unique(x, axis=0))),
+        },
         output=out,
         seconds=time.perf_counter() - started,
         shard=shard,
@@ -954,14 +921,14 @@ def census(
 
 
 def _shard_job(args) -> tuple[int, int, int, np.ndarray | None, bool]:
-    net, x, y, crit, ablation, prune, shard, limit_held, n_threads = args
+    net, x, y, settings, prune, shard, limit_held, n_threads = args
     try:
         import numba
 
         numba.set_num_threads(n_threads)
     except (ImportError, ValueError):
         pass
-    pb = _prepare(net, x, y, crit, ablation)
+    pb = _prepare(net, x, y, settings.rule, settings.ablation)
     pb.prune = prune
     totals = _run(pb, shard, True, limit_held, None, None)
     bits = None
@@ -971,7 +938,7 @@ def _shard_job(args) -> tuple[int, int, int, np.ndarray | None, bool]:
 
 
 def _run_workers(
-    net, x, y, crit, ablation, prune, workers, limit_held, writer, progress, total
+    net, x, y, settings, prune, workers, limit_held, writer, progress, total
 ) -> _Totals:
     import multiprocessing
     import os
@@ -979,9 +946,7 @@ def _run_workers(
     n_threads = max(1, (os.cpu_count() or 1) // workers)
     # a streaming file needs every circuit back; otherwise only what is kept in memory
     held = None if writer is not None else limit_held
-    jobs = [
-        (net, x, y, crit, ablation, prune, (i, workers), held, n_threads) for i in range(workers)
-    ]
+    jobs = [(net, x, y, settings, prune, (i, workers), held, n_threads) for i in range(workers)]
     totals = _Totals()
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
@@ -1025,7 +990,11 @@ def combine_results(parts: Sequence[CensusResult]) -> CensusResult:
 
 
 def census_outputs(
-    network: Network, x: np.ndarray, y: np.ndarray | None = None, **kwargs
+    network: Network,
+    x: np.ndarray,
+    y: np.ndarray | None = None,
+    settings: CensusSettings = CensusSettings(),
+    options: RunOptions = RunOptions(),
 ) -> list[CensusResult]:
     """One census per output of a (multi-output) model."""
-    return [census(network, x, y, output=o, **kwargs) for o in range(network.sizes[-1])]
+    return [census(network, x, y, settings, options, output=o) for o in range(network.sizes[-1])]

@@ -1,4 +1,4 @@
-"""Validity criteria (SPEC, "Validity"): when a circuit's outputs reproduce the model's."""
+"""Validity criteria (see docs/definitions.md): when a circuit's outputs reproduce the model's."""
 
 from __future__ import annotations
 
@@ -11,40 +11,37 @@ from circuit_census.errors import InputError
 
 CRITERIA = ("mse", "accuracy")
 DEFAULT_THRESHOLDS = {"mse": 0.05, "accuracy": 0.99}
-ABLATIONS = ("zero", "mean")
-
-
-def check_ablation(ablation: str) -> str:
-    """Return ``ablation`` if known, else raise :class:`InputError`."""
-    if ablation not in ABLATIONS:
-        raise InputError(f"unknown ablation {ablation!r}; choose one of {', '.join(ABLATIONS)}")
-    return ablation
 
 
 @dataclass(frozen=True)
 class Criterion:
     """``mse``: mean squared difference to the full model below ``threshold``;
     ``accuracy``: fraction of samples with every output bit right at least ``threshold``
-    (strictly above it, with round-half-to-even bits, in the ``meloux2025`` mode)."""
+    (strictly above it, with round-half-to-even bits, in the ``meloux2025`` mode).
+
+    Checked when made; ``threshold=None`` takes the criterion's default (0.05 or 0.99).
+    """
 
     name: str = "mse"
-    threshold: float = 0.05
+    threshold: float | None = None
     compat: str | None = None
 
-    @classmethod
-    def make(
-        cls, name: str, threshold: float | None = None, compat: str | None = None
-    ) -> Criterion:
-        """Validated criterion with SPEC's default threshold when none is given."""
-        if name not in CRITERIA:
-            raise InputError(f"unknown criterion {name!r}; choose one of {', '.join(CRITERIA)}")
-        check_compat(compat)
-        t = DEFAULT_THRESHOLDS[name] if threshold is None else float(threshold)
+    def __post_init__(self) -> None:
+        if self.name not in CRITERIA:
+            raise InputError(
+                f"unknown criterion {self.name!r}; choose one of {', '.join(CRITERIA)}"
+            )
+        check_compat(self.compat)
+        given = self.threshold
+        try:
+            t = DEFAULT_THRESHOLDS[self.name] if given is None else float(given)
+        except (TypeError, ValueError):
+            raise InputError(f"threshold must be a number, got {given!r}") from None
         if not np.isfinite(t) or t < 0:
-            raise InputError(f"threshold must be a non-negative number, got {threshold}")
-        if name == "accuracy" and t > 1:
-            raise InputError(f"an accuracy threshold is a fraction in [0, 1], got {threshold}")
-        return cls(name, t, compat)
+            raise InputError(f"threshold must be a non-negative number, got {given}")
+        if self.name == "accuracy" and t > 1:
+            raise InputError(f"an accuracy threshold is a fraction in [0, 1], got {given}")
+        object.__setattr__(self, "threshold", t)
 
     @property
     def needs_targets(self) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +12,8 @@ import numpy as np
 import typer
 from rich.console import Console
 
-from circuit_census.activations import check_activation
-from circuit_census.circuits.census import DEFAULT_MAX_CANDIDATES, CensusResult, census
-from circuit_census.circuits.criteria import Criterion, check_ablation
+from circuit_census.circuits.census import CensusResult, census
+from circuit_census.circuits.settings import DEFAULT_MAX_CANDIDATES, CensusSettings, RunOptions
 from circuit_census.circuits.space import CircuitSpace
 from circuit_census.cli import app
 from circuit_census.cli.progress import census_progress
@@ -135,18 +135,14 @@ def census_command(
     """Take the exact census of every admissible circuit of a model."""
     if max_listed < 0 or max_measured < 0:
         raise InputError("--max-listed and --max-measured must be non-negative")
-    if workers < 1:
-        raise InputError("--workers must be at least 1")
-    check_ablation(ablation)
-    if activation is not None:
-        check_activation(activation)
-    if output_activation is not None:
-        check_activation(output_activation)
-    crit = Criterion.make(criterion, threshold, compat)
+    settings = CensusSettings(criterion, threshold, ablation, compat)
+    run_options = RunOptions(
+        workers=workers, device=device, collect=max_measured, max_candidates=max_candidates
+    )
     if output is not None and output.exists() and output.is_dir():
         raise InputError(f"--output {output} is a folder; give a file name")
     network, _ = load_model(model, activation, output_activation)
-    x, y = load_data(data, need_y=crit.needs_targets)
+    x, y = load_data(data, need_y=settings.rule.needs_targets)
     check_inputs(network, x, y)
     m = network.sizes[-1]
     console = Console(highlight=False, soft_wrap=True)
@@ -179,14 +175,8 @@ def census_command(
                 suffix = "" if target is None else f".output{target}"
                 circuits_path = output.with_name(output.stem + suffix + ".circuits")
             with census_progress(show and estimate_seconds(total) > 1.0, total, label) as tick:
-                result = census(
-                    network, x, y,
-                    ablation=ablation, criterion=crit.name, threshold=crit.threshold,
-                    compat=compat, output=target, max_candidates=max_candidates,
-                    collect=max_measured, circuits_file=circuits_path, workers=workers,
-                    device=device,
-                    progress=tick,
-                )  # fmt: skip
+                options = replace(run_options, circuits_file=circuits_path, progress=tick)
+                result = census(network, x, y, settings, options, output=target)
             if circuits_path is not None:
                 if result.n_valid <= max_listed and result.valid is not None:
                     circuits_path.unlink(missing_ok=True)
@@ -204,7 +194,7 @@ def census_command(
 
                 written += write_census_figures(result, measures, minimal, figures)
         if output is not None:
-            doc = _document(entries, targets, network, model, data, crit, ablation, compat, len(x))
+            doc = _document(entries, targets, network, model, data, settings, len(x))
             text = json.dumps(doc, indent=1, allow_nan=False)
             atomic_write(output, lambda tmp: tmp.write_text(text))
             written.append(output)
@@ -232,17 +222,17 @@ def _measures(result: CensusResult, max_measured: int):
     return measures, minimal, None
 
 
-def _document(entries, targets, network: Network, model, data, crit, ablation, compat, n) -> dict:
+def _document(entries, targets, network: Network, model, data, settings, n) -> dict:
     settings = {
         "model": str(model),
         "data": str(data),
         "sizes": list(network.sizes),
         "activation": network.activation,
         "output_activation": network.output_activation,
-        "ablation": ablation,
-        "criterion": crit.name,
-        "threshold": crit.threshold,
-        "compat": compat,
+        "ablation": settings.ablation,
+        "criterion": settings.criterion,
+        "threshold": settings.threshold,
+        "compat": settings.compat,
         "n_samples": n,
     }
     if targets == [None]:

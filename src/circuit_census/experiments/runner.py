@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from circuit_census import __version__
+from circuit_census.circuits.settings import DEFAULT_MAX_CANDIDATES, CensusSettings, RunOptions
 from circuit_census.errors import InputError
 from circuit_census.experiments.executors import make_executor
 from circuit_census.experiments.store import STORE_NAME, Store, canonical_json, run_key
@@ -38,7 +39,6 @@ from circuit_census.network import Network
 # Censuses with at least this many candidates (per output) are sharded across workers.
 SHARD_MIN_CANDIDATES = 2_000_000
 # Largest census a study attempts (the engine's own guard uses the same figure).
-MAX_CANDIDATES = 10**10
 # At most this many seeds of a condition are trained in one batched call.
 TRAIN_CHUNK = 64
 SWEEP_COPY = "sweep.toml"
@@ -158,20 +158,9 @@ def train_task(cond: Condition, seeds: list[int]) -> list[TrainedRun]:
 def _census(run: TrainedRun, census_settings: Mapping[str, Any], output: int | None, shard=None):
     from circuit_census.circuits.census import census
 
-    return census(
-        run.network,
-        run.x,
-        run.y,
-        ablation=census_settings["ablation"],
-        criterion=census_settings["criterion"],
-        threshold=census_settings["threshold"],
-        compat=census_settings.get("compat"),
-        output=output,
-        max_candidates=MAX_CANDIDATES,
-        collect=True,
-        shard=shard,
-        workers=1,
-    )
+    settings = CensusSettings(**census_settings)
+    options = RunOptions(shard=shard, max_candidates=DEFAULT_MAX_CANDIDATES)
+    return census(run.network, run.x, run.y, settings, options, output=output)
 
 
 def shard_task(run: TrainedRun, census_settings: dict, output: int | None, shard: tuple[int, int]):
@@ -277,11 +266,11 @@ def check_sizes(sweep: Sweep) -> None:
         task = make_task(cond.task)
         sizes = output_sizes(cond, task.n_inputs, task.n_outputs)
         count = CircuitSpace(sizes, cond.census.get("compat")).count()
-        if count > MAX_CANDIDATES:
+        if count > DEFAULT_MAX_CANDIDATES:
             raise InputError(
                 f"experiments.{cond.experiment}: hidden {','.join(map(str, cond.hidden))} "
                 f"gives {count:,} candidate circuits per census, beyond the limit of "
-                f"{MAX_CANDIDATES:,}"
+                f"{DEFAULT_MAX_CANDIDATES:,}"
             )
 
 

@@ -1,0 +1,99 @@
+"""What a census computes (:class:`CensusSettings`) and how it runs (:class:`RunOptions`).
+
+Both are checked once, when made, and passed down unchanged: the CLI, sweep files and the
+Python API build these objects instead of checking settings themselves.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from circuit_census.circuits.criteria import Criterion
+from circuit_census.errors import InputError
+
+ABLATIONS = ("zero", "mean")
+BACKENDS = ("auto", "numba", "torch")
+DEFAULT_MAX_CANDIDATES = 10**10  # larger censuses are refused unless the limit is raised
+
+
+@dataclass(frozen=True)
+class CensusSettings:
+    """What a census computes: the validity criterion and its threshold (``None``: the
+    criterion's default), the ablation of edges outside a circuit, and the compat mode."""
+
+    criterion: str = "mse"
+    threshold: float | None = None
+    ablation: str = "zero"
+    compat: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "threshold", self.rule.threshold)
+        if self.ablation not in ABLATIONS:
+            raise InputError(
+                f"unknown ablation {self.ablation!r}; choose one of {', '.join(ABLATIONS)}"
+            )
+
+    @functools.cached_property
+    def rule(self) -> Criterion:
+        """The validity criterion as a checked :class:`Criterion`."""
+        return Criterion(self.criterion, self.threshold, self.compat)
+
+    def to_dict(self) -> dict[str, object]:
+        """``criterion``, ``threshold``, ``ablation`` and ``compat`` as plain values."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How a census runs; none of these changes which circuits are valid.
+
+    ``collect``: keep the valid circuits in memory (``True``), not at all (``False``), or up
+    to that many (an int; the result's ``valid`` is ``None`` if more were found).
+    ``circuits_file``: stream every valid circuit to a compact file (see ``circuitfile``).
+    ``shard=(i, n)``: only shard ``i`` of ``n`` (``combine_results`` joins shards).
+    ``workers``: local processes sharing the shards. ``device``: ``"cpu"`` (compiled
+    kernels) or a PyTorch device such as ``"cuda"``; ``backend="torch"`` forces the PyTorch
+    pair scorer on the CPU too (decisions are float64 either way). ``prune``: decide whole
+    families of circuits by interval bounds where they agree (``False`` scores every pair,
+    for checking). ``max_candidates``: refuse a larger census (``None``: no limit).
+    ``progress(done, total)`` is called as candidates are scored.
+    """
+
+    workers: int = 1
+    device: str = "cpu"
+    backend: str = "auto"
+    shard: tuple[int, int] | None = None
+    collect: bool | int = True
+    circuits_file: Path | None = None
+    max_candidates: int | None = DEFAULT_MAX_CANDIDATES
+    prune: bool = True
+    progress: Callable[[int, int], None] | None = None
+
+    def __post_init__(self) -> None:
+        if self.shard is not None:
+            i, n = self.shard
+            if not (isinstance(n, int) and n >= 1 and isinstance(i, int) and 0 <= i < n):
+                raise InputError(f"shard must be (i, n) with 0 <= i < n, got {self.shard}")
+        if not isinstance(self.workers, int) or self.workers < 1:
+            raise InputError("workers must be at least 1")
+        if self.backend not in BACKENDS:
+            raise InputError(
+                f"unknown backend {self.backend!r}; choose one of {', '.join(BACKENDS)}"
+            )
+        if self.use_torch and self.workers > 1:
+            raise InputError("--workers splits CPU work; use one worker with a GPU device")
+        if self.collect is not True and self.collect is not False and int(self.collect) <= 0:
+            object.__setattr__(self, "collect", False)  # holding at most none is not holding
+
+    @property
+    def use_torch(self) -> bool:
+        """Whether pairs are scored by PyTorch (a non-CPU device, or ``backend="torch"``)."""
+        return self.backend == "torch" or (self.backend == "auto" and self.device != "cpu")
+
+    @property
+    def limit_held(self) -> int | None:
+        """Most valid circuits held in memory (``None``: all of them)."""
+        return None if self.collect is True else (0 if self.collect is False else int(self.collect))
