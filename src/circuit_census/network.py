@@ -7,7 +7,6 @@ PyTorch's kernels.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -79,17 +78,6 @@ class Network:
         ws = self.weights[:-1] + (self.weights[-1][output : output + 1],)
         bs = self.biases[:-1] + (self.biases[-1][output : output + 1],)
         return Network(ws, bs, self.activation, self.output_activation)
-
-
-def network_from_layers(
-    layers: Sequence[tuple[np.ndarray, np.ndarray]],
-    activation: str = "relu",
-    output_activation: str = "identity",
-) -> Network:
-    """Build a :class:`Network` from ``[(W_1, b_1), ...]`` pairs."""
-    return Network(
-        tuple(w for w, _ in layers), tuple(b for _, b in layers), activation, output_activation
-    )
 
 
 def check_inputs(network: Network, x: np.ndarray, y: np.ndarray | None = None) -> None:

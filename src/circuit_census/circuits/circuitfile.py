@@ -85,7 +85,3 @@ def read_circuits(path: Path) -> tuple[dict[str, Any], np.ndarray]:
     )
     return header, bits
 
-
-def circuits_space(header: dict[str, Any]) -> CircuitSpace:
-    """The circuit space a circuits file's bitsets live in."""
-    return CircuitSpace(tuple(header["sizes"]), header.get("compat"))
