@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -20,9 +19,6 @@ from matplotlib.lines import Line2D
 from circuit_census.circuits.space import CircuitSpace
 from circuit_census.errors import InputError
 from circuit_census.network import Network
-
-if TYPE_CHECKING:  # pragma: no cover
-    pass
 
 FIGURE_DPI = 150
 POSITIVE = "#2166ac"  # blue
