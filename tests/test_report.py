@@ -13,13 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from circuit_census.analysis.report import (
-    PUBLISHED,
-    build_report,
-    finding_sentence,
-    published_for,
-    write_report,
-)
+from circuit_census.analysis.findings import PUBLISHED, published_for
+from circuit_census.analysis.report import build_report, write_report
+from circuit_census.analysis.sentences import finding_sentence
 from circuit_census.analysis.statistics import study_stats
 
 # Task, complexity (effective rank per SPEC) for the synthetic task-complexity experiment.

@@ -21,7 +21,6 @@ never an exception.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import warnings
@@ -232,20 +231,6 @@ def identifiable_of(row: Mapping[str, object]) -> float:
         m = as_float(row.get("n_minimal"))
         return math.nan if math.isnan(m) else float(m == 1)
     return float(_truthy(v))
-
-
-def measures_of(row: Mapping[str, object]) -> dict[str, object]:
-    """The row's ``measures`` column as a dict (it may be stored as JSON text)."""
-    m = row.get("measures")
-    if isinstance(m, Mapping):
-        return dict(m)
-    if isinstance(m, (str, bytes)) and m:
-        try:
-            out = json.loads(m)
-        except ValueError:
-            return {}
-        return out if isinstance(out, dict) else {}
-    return {}
 
 
 def natural_key(text: str) -> list[object]:
