@@ -16,7 +16,7 @@ import pytest
 from circuit_census.analysis.findings import PUBLISHED, published_for
 from circuit_census.analysis.report import build_report, write_report
 from circuit_census.analysis.sentences import finding_sentence
-from circuit_census.analysis.statistics import study_stats
+from circuit_census.analysis.series import study_stats
 
 # Task, complexity (effective rank per SPEC) for the synthetic task-complexity experiment.
 TASKS = [

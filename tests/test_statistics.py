@@ -8,13 +8,11 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from circuit_census.analysis.series import series_stats, split_series, study_stats
 from circuit_census.analysis.statistics import (
     correlate,
     log_regression,
-    series_stats,
-    split_series,
     strength,
-    study_stats,
     wilson_interval,
 )
 

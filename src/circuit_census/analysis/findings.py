@@ -10,7 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from circuit_census.analysis.formatting import fmt_abs, fmt_p, fmt_r
-from circuit_census.analysis.statistics import Correlation, SeriesStats
+from circuit_census.analysis.series import SeriesStats
+from circuit_census.analysis.statistics import Correlation
 
 HEADLINE_MEASURE = "n_valid"
 HEADLINE_METHOD = "spearman"

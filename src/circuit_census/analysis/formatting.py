@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 
-from circuit_census.analysis.statistics import CountSummary
+from circuit_census.analysis.summaries import CountSummary
 
 
 def fmt_num(v: float, digits: int = 3) -> str:

@@ -38,22 +38,20 @@ from circuit_census.analysis.formatting import (
     fmt_p,
     fmt_r,
 )
+from circuit_census.analysis.rows import as_float
 from circuit_census.analysis.sentences import (
     finding_sentence,
     published_sentence,
     regression_sentence,
 )
+from circuit_census.analysis.series import SeriesStats, split_series, study_stats
 from circuit_census.analysis.setup_table import setup_table, value_text
 from circuit_census.analysis.statistics import (
     ALPHA,
     DEFAULT_RESAMPLES,
     DEFAULT_SEED,
     MEASURE_LABELS,
-    SeriesStats,
-    as_float,
-    split_series,
     strength,
-    study_stats,
 )
 from circuit_census.analysis.study_figures import factor_label, figure_png, series_figure
 

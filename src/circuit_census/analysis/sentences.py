@@ -10,14 +10,10 @@ import math
 
 from circuit_census.analysis.findings import HEADLINE_METHOD, PublishedFinding, Verdict, headline
 from circuit_census.analysis.formatting import fmt_ci, fmt_num, fmt_p, fmt_r
-from circuit_census.analysis.statistics import (
-    ALPHA,
-    Correlation,
-    SeriesStats,
-    format_level,
-    strength,
-)
+from circuit_census.analysis.series import SeriesStats
+from circuit_census.analysis.statistics import ALPHA, Correlation, strength
 from circuit_census.analysis.study_figures import factor_label
+from circuit_census.analysis.summaries import format_level
 
 
 def short_factor(factor: str) -> str:

@@ -12,13 +12,8 @@ from collections.abc import Mapping, Sequence
 
 from circuit_census.analysis.document import Table
 from circuit_census.analysis.formatting import fmt_num
-from circuit_census.analysis.statistics import (
-    SeriesStats,
-    architecture_of,
-    as_float,
-    is_included,
-    natural_key,
-)
+from circuit_census.analysis.rows import architecture_of, as_float, is_included, natural_key
+from circuit_census.analysis.series import SeriesStats
 from circuit_census.analysis.study_figures import factor_label
 
 Rows = Sequence[Mapping[str, object]]

@@ -23,12 +23,8 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter  # noqa: E402
 
-from circuit_census.analysis.statistics import (  # noqa: E402
-    SeriesStats,
-    as_float,
-    is_included,
-    level_key,
-)
+from circuit_census.analysis.rows import as_float, is_included, level_key  # noqa: E402
+from circuit_census.analysis.series import SeriesStats  # noqa: E402
 
 FACTOR_LABELS: dict[str, str] = {
     "l1": "L1 strength (weights)",

@@ -1,0 +1,85 @@
+"""Reading fields of study rows (plain dicts, one per trained model, as the results store
+returns them): numbers, flags, the factor's level, depth and architecture."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping
+
+
+def as_float(value: object) -> float:
+    if value is None or value == "":
+        return math.nan
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _truthy(value: object) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in {"1", "true", "yes", "t"}
+    return bool(value) if value is not None else False
+
+
+def factor_value(row: Mapping[str, object]) -> float:
+    """The row's value of its swept factor (``factor_value``, else the factor's own column)."""
+    v = as_float(row.get("factor_value"))
+    if math.isnan(v):
+        v = as_float(row.get(str(row.get("factor", ""))))
+    return v
+
+
+def row_depth(row: Mapping[str, object]) -> int | None:
+    d = row.get("depth")
+    if d is not None and d != "":
+        try:
+            return int(d)  # type: ignore[call-overload]
+        except (TypeError, ValueError):
+            pass
+    hidden = row.get("hidden")
+    if hidden is None:
+        return None
+    parts = [p for p in str(hidden).replace(" ", "").split(",") if p]
+    return len(parts)
+
+
+def is_included(row: Mapping[str, object]) -> bool:
+    """Whether a row enters the statistics: a converged model with a census."""
+    return _truthy(row.get("converged")) and not math.isnan(as_float(row.get("n_valid")))
+
+
+def is_categorical(rows: Iterable[Mapping[str, object]]) -> bool:
+    """Whether a series' factor has no numeric values (its levels are names)."""
+    return all(math.isnan(factor_value(r)) for r in rows)
+
+
+def level_key(row: Mapping[str, object], categorical: bool) -> float:
+    """The level a row belongs to: its factor value, or for a categorical factor the
+    level's index (``level``)."""
+    return as_float(row.get("level")) if categorical else factor_value(row)
+
+
+def identifiable_of(row: Mapping[str, object]) -> float:
+    v = row.get("identifiable")
+    if v is None or v == "":
+        m = as_float(row.get("n_minimal"))
+        return math.nan if math.isnan(m) else float(m == 1)
+    return float(_truthy(v))
+
+
+def tasks_of(rows: Iterable[Mapping[str, object]]) -> tuple[str, ...]:
+    """The tasks of some rows, sorted, each once."""
+    return tuple(sorted({str(r["task"]) for r in rows if r.get("task") is not None}))
+
+
+def natural_key(text: str) -> list[object]:
+    """Sort key putting ``2`` before ``10``."""
+    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", text)]
+
+
+def architecture_of(row: Mapping[str, object]) -> str:
+    hidden = str(row.get("hidden", "?")).replace(" ", "").replace(",", "-")
+    act = row.get("activation")
+    return f"{hidden} {act}" if act else hidden
