@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import struct
 import warnings
 import zipfile
 from collections.abc import Mapping
@@ -41,7 +42,28 @@ def save_model(path: Path, network: Network, metadata: Mapping[str, object] | No
     }
     for key, value in (metadata or {}).items():
         meta[str(key)] = value if isinstance(value, str) else json.dumps(value)
-    atomic_write(Path(path), lambda tmp: save_file(tensors, str(tmp), metadata=meta))
+
+    def write(tmp: Path) -> None:
+        save_file(tensors, str(tmp), metadata=meta)
+        _sort_header(tmp)
+
+    atomic_write(Path(path), write)
+
+
+def _sort_header(path: Path) -> None:
+    """Rewrite a safetensors file's JSON header with its keys sorted, so that one model
+    always gives the same bytes (safetensors writes metadata in hash order). The sorted
+    header is the same compact JSON, so it fits the same length; the spec allows the
+    trailing spaces that pad it."""
+    with open(path, "r+b") as fh:
+        (length,) = struct.unpack("<Q", fh.read(8))
+        header = json.loads(fh.read(length))
+        text = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        blob = text.encode()
+        if len(blob) > length:  # not the compact form this was written for: leave it
+            return
+        fh.seek(8)
+        fh.write(blob.ljust(length))
 
 
 def read_metadata(path: Path) -> dict[str, str]:
