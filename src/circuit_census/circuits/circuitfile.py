@@ -84,4 +84,3 @@ def read_circuits(path: Path) -> tuple[dict[str, Any], np.ndarray]:
         path, dtype="<u8", mode="r", offset=offset, shape=(size // (8 * n_words), n_words)
     )
     return header, bits
-
