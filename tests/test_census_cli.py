@@ -217,3 +217,46 @@ def test_command_line_needs_no_click_package():
         capture_output=True, text=True,
     )  # fmt: skip
     assert bad.returncode == 2 and bad.stderr.startswith("error:")
+
+
+def test_help_lists_every_command_in_order():
+    import typer
+
+    from circuit_census.cli.app import app
+
+    group = typer.main.get_command(app)
+    ctx = typer.Context(group)
+    study = group.get_command(ctx, "study")
+    order = ["census", "count", "report", "export", "reproduce", "tasks", "train", "study"]
+    assert group.list_commands(ctx) == order
+    assert study.list_commands(typer.Context(study, parent=ctx)) == ["run", "preset"]
+
+
+def test_imports_flow_one_way_and_only_the_command_line_draws_bars():
+    import ast
+
+    import circuit_census
+
+    src = Path(circuit_census.__file__).parent
+    cli_modules = {p.stem for p in (src / "cli").glob("*.py")}
+    for path in src.rglob("*.py"):
+        where = path.relative_to(src)
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                modules = [node.module or ""]
+                names = {a.name for a in node.names}
+                if node.module == "circuit_census.cli" and where.parts[0] == "cli":
+                    # command modules never import the package that composes them
+                    assert str(where) in ("cli/__init__.py", "cli/app.py"), where
+                    assert names <= cli_modules, where
+                elif node.module == "circuit_census.cli":
+                    assert names == {"main"}, where
+            elif isinstance(node, ast.Import):
+                modules = [a.name for a in node.names]
+            else:
+                continue
+            for module in modules:
+                if module.split(".")[0] == "rich":  # Rich only in the command line,
+                    assert where.parts[0] == "cli", where
+                if module == "rich.progress":  # and its bars only in cli/progress.py
+                    assert str(where) == "cli/progress.py", where

@@ -69,7 +69,7 @@ def table(path) -> list[dict]:
 def reference(tmp_path_factory):
     """The tiny study run in this process, one task at a time."""
     out = tmp_path_factory.mktemp("inline")
-    summary = run_study(parse_sweep(SWEEP), out, workers=1, progress=False)
+    summary = run_study(parse_sweep(SWEEP), out, workers=1)
     assert (summary.total, summary.computed, summary.skipped) == (12, 12, 0)
     return table(out)
 
@@ -98,7 +98,7 @@ def test_reference_rows_are_complete(reference):
 
 def test_local_processes_with_sharded_censuses_equal_the_inline_run(reference, tmp_path):
     # shard every census (63 candidates each) across the two workers
-    run_study(parse_sweep(SWEEP), tmp_path, workers=2, progress=False, shard_min_candidates=10)
+    run_study(parse_sweep(SWEEP), tmp_path, workers=2, shard_min_candidates=10)
     assert table(tmp_path) == reference
 
 
@@ -111,7 +111,6 @@ def test_dask_local_cluster_equals_the_local_run(reference, tmp_path):
             parse_sweep(SWEEP),
             tmp_path,
             scheduler=cluster.scheduler_address,
-            progress=False,
             shard_min_candidates=10,
         )
     assert "Dask" in summary.executor
@@ -120,17 +119,20 @@ def test_dask_local_cluster_equals_the_local_run(reference, tmp_path):
 
 def test_rerun_skips_finished_rows(reference, tmp_path):
     first = parse_sweep(SWEEP.replace("levels = [0.0, 0.003]", "levels = [0.0]"))
-    assert run_study(first, tmp_path, progress=False).computed == 9
-    again = run_study(parse_sweep(SWEEP), tmp_path, progress=False)
+    assert run_study(first, tmp_path).computed == 9
+    calls = []
+    again = run_study(parse_sweep(SWEEP), tmp_path, progress=lambda *a: calls.append(a))
     assert (again.skipped, again.computed) == (9, 3)
     assert table(tmp_path) == reference
+    # once at the start (stored rows as done), then after each stored row
+    assert calls == [(9, 12, "study"), (10, 12, "l1"), (11, 12, "l1"), (12, 12, "l1")]
 
 
 RUNNER = textwrap.dedent(
     """
     import sys
     from circuit_census.experiments.runner import run_study
-    run_study(sys.argv[1], sys.argv[2], workers=1, progress=False)
+    run_study(sys.argv[1], sys.argv[2], workers=1)
     """
 )
 
@@ -181,9 +183,9 @@ def test_resume_after_kill_9_gives_the_uninterrupted_table(tmp_path):
         partial = len(store)
     assert 3 <= partial < 18, "the study was not interrupted mid-way"
 
-    resumed = run_study(sweep_file, killed, progress=False)
+    resumed = run_study(sweep_file, killed)
     assert resumed.skipped == partial and resumed.computed == 18 - partial
-    run_study(sweep_file, whole, progress=False)
+    run_study(sweep_file, whole)
     assert table(killed) == table(whole)
     con = sqlite3.connect(killed / "results.sqlite")
     n, distinct = con.execute("SELECT COUNT(*), COUNT(DISTINCT key) FROM results").fetchone()
@@ -196,14 +198,14 @@ def test_a_resumed_batch_is_trained_with_the_batch_mates_of_an_uninterrupted_run
     # 6 trained alone ends with another final_loss in the 8th digit); so a study that
     # lost the last seed of every batch must retrain the whole batch to write its rows.
     whole, resumed = tmp_path / "whole", tmp_path / "resumed"
-    run_study(parse_sweep(SLOW_SWEEP), whole, progress=False)
+    run_study(parse_sweep(SLOW_SWEEP), whole)
     shutil.copytree(whole, resumed)
     con = sqlite3.connect(resumed / "results.sqlite")
     with con:
         con.execute("DELETE FROM circuits WHERE key IN (SELECT key FROM results WHERE seed = 5)")
         assert con.execute("DELETE FROM results WHERE seed = 5").rowcount == 3
     con.close()
-    again = run_study(parse_sweep(SLOW_SWEEP), resumed, progress=False)
+    again = run_study(parse_sweep(SLOW_SWEEP), resumed)
     assert (again.skipped, again.computed) == (15, 3)
     assert table(resumed) == table(whole)
 
@@ -233,7 +235,7 @@ def test_inline_executor_runs_tasks_when_waited_on():
 def test_a_census_beyond_the_limit_is_refused_before_training(tmp_path):
     huge = "[experiments.big]\nfactor='width'\nlevels=[4, 40]\n"
     with pytest.raises(InputError, match="experiments.big"):
-        run_study(parse_sweep(huge), tmp_path, progress=False)
+        run_study(parse_sweep(huge), tmp_path)
     assert not (tmp_path / "results.sqlite").exists() or len(Store(tmp_path)) == 0
 
 

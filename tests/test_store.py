@@ -14,8 +14,10 @@ import numpy as np
 import pytest
 
 from circuit_census.errors import InputError
+from circuit_census.experiments.rows import CircuitSet, Row
 from circuit_census.experiments.store import (
     COLUMN_NAMES,
+    COLUMNS,
     Store,
     canonical_json,
     pack_bits,
@@ -88,6 +90,62 @@ def test_rows_round_trip_with_types(tmp_path):
     assert store.rows(experiment="other") == []
     assert [r["seed"] for r in store.rows(keys=[key])] == [2]
     store.close()
+
+
+def test_the_schema_is_the_row_type():
+    # The results table (and so every export's header) must not change: old studies
+    # resume into it and readers depend on its columns.
+    assert COLUMNS == (
+        ("key", "TEXT PRIMARY KEY"),
+        ("experiment", "TEXT NOT NULL"),
+        ("factor", "TEXT"),
+        ("factor_value", "REAL"),
+        ("factor_label", "TEXT"),
+        ("level", "INTEGER"),
+        ("task", "TEXT"),
+        ("task_complexity", "REAL"),
+        ("n_inputs", "INTEGER"),
+        ("n_outputs", "INTEGER"),
+        ("hidden", "TEXT"),
+        ("width", "INTEGER"),
+        ("depth", "INTEGER"),
+        ("activation", "TEXT"),
+        ("l1", "REAL"),
+        ("l2", "REAL"),
+        ("orthogonality", "REAL"),
+        ("dropout", "REAL"),
+        ("seed", "INTEGER"),
+        ("converged", "INTEGER"),
+        ("final_loss", "REAL"),
+        ("val_accuracy", "REAL"),
+        ("epochs", "INTEGER"),
+        ("n_candidates", "INTEGER"),
+        ("n_valid", "INTEGER"),
+        ("n_minimal", "INTEGER"),
+        ("identifiable", "INTEGER"),
+        ("measures", "TEXT"),
+        ("settings", "TEXT"),
+        ("valid_stored", "INTEGER"),
+        ("train_seconds", "REAL"),
+        ("census_seconds", "REAL"),
+        ("created_at", "TEXT"),
+    )
+    from circuit_census.experiments.store import BOOL_COLUMNS, JSON_COLUMNS
+
+    assert BOOL_COLUMNS == ("converged", "identifiable")
+    assert JSON_COLUMNS == ("measures", "settings")
+
+
+def test_a_row_object_is_stored_like_its_dict(tmp_path):
+    bits = np.arange(4, dtype=np.uint64).reshape(2, 2)
+    with Store(tmp_path) as store:
+        store.put(Row(**make_row(1)), [CircuitSet(0, "valid", 2, bits)])
+        store.put(make_row(2))
+        one, two = store.rows()
+        assert one["created_at"]  # set by the store
+        del one["created_at"], two["created_at"]
+        assert one == {**make_row(1)} and two == {**make_row(2)}
+        assert np.array_equal(store.circuits(one["key"], "valid"), bits)
 
 
 def test_put_replaces_a_row_and_its_circuits_never_duplicates(tmp_path):

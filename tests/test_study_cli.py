@@ -190,3 +190,20 @@ def test_reproduce_quick_end_to_end(tmp_path, cli):
         assert (out / "report.md").stat().st_size > 0
         assert (out / "report.html").stat().st_size > 0
         assert "report" in stdout
+
+
+def test_study_bar_counts_stored_rows_and_names_the_last_experiment(capsys):
+    from circuit_census.cli.progress import study_progress
+
+    with study_progress(False) as progress:
+        assert progress is None
+    with study_progress(True) as progress:
+        progress(1, 4, "study")  # one row was already stored
+        progress(2, 4, "l2")
+        progress(4, 4, "a-very-long-experiment-name")
+    err = capsys.readouterr().err
+    assert "4/4" in err and "models" in err and "eta" in err
+    assert "a-very-long-experiment" in err and "a-very-long-experiment-" not in err
+    with study_progress(True) as progress:
+        progress(0, 0, "study")  # an empty study shows no bar
+    assert capsys.readouterr().err == ""

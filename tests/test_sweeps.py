@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from circuit_census.circuits.settings import CensusSettings
 from circuit_census.errors import InputError
 from circuit_census.experiments.presets import (
     PRESET_NAMES,
@@ -15,6 +16,7 @@ from circuit_census.experiments.presets import (
 from circuit_census.experiments.runner import condition_keys, run_description
 from circuit_census.experiments.sweeps import dump_toml, parse_sweep
 from circuit_census.tasks.boolean import make_task
+from circuit_census.training.config import TrainConfig
 
 EXAMPLE = """
 [study]
@@ -63,9 +65,9 @@ def test_example_expands_into_conditions_with_merged_defaults():
 
     assert [c.factor_value for c in sparsity] == [0.0, 0.001, 0.01]
     c = sparsity[1]
-    assert c.training["l1"] == 0.001 and c.training["orthogonality"] == 0.002
-    assert c.training["lr"] == 0.05 and c.training["epochs"] == 500  # experiment over defaults
-    assert c.census == {
+    assert c.training.l1 == 0.001 and c.training.orthogonality == 0.002
+    assert c.training.lr == 0.05 and c.training.epochs == 500  # experiment over defaults
+    assert c.census.to_dict() == {
         "ablation": "zero",
         "criterion": "accuracy",
         "threshold": 0.99,
@@ -77,7 +79,7 @@ def test_example_expands_into_conditions_with_merged_defaults():
     assert [c.hidden for c in width] == [(2,), (3,), (2, 2), (3, 3)]
     assert [c.factor_value for c in width] == [2.0, 3.0, 2.0, 3.0]
     assert [c.factor_label for c in width] == ["2", "3", "2,2", "3,3"]
-    assert width[0].seeds == (7, 9) and width[0].training["lr"] == 0.01
+    assert width[0].seeds == (7, 9) and width[0].training.lr == 0.01
 
     assert [c.task for c in gates] == ["and", "xor", "parity3", "xor+and"]
     assert [c.factor_label for c in gates] == ["and", "xor", "parity3", "xor+and"]
@@ -180,6 +182,53 @@ def test_bad_sweeps_get_a_clear_error_naming_the_field(text, words):
     for word in words:
         assert word in message, message
     assert "\n" not in message
+
+
+def test_conditions_carry_the_checked_settings_objects():
+    c = parse_sweep(EXAMPLE).experiments[0].conditions[1]
+    assert c.training == TrainConfig(
+        hidden=(4,), epochs=500, lr=0.05, l1=0.001, orthogonality=0.002
+    )
+    assert c.census == CensusSettings(criterion="accuracy")
+    assert isinstance(c.training.lr, float) and isinstance(c.training.epochs, int)
+    whole = parse_sweep(EXAMPLE.replace("lr = 0.05", "lr = 1"))
+    lr = whole.experiments[0].conditions[1].training.lr
+    assert lr == 1.0 and isinstance(lr, float)  # an integer reads as a number
+
+
+SHARED = [
+    # (census or training table, the same settings as keyword arguments of their class)
+    ("[experiments.a.census]\ncriterion='median'\n", CensusSettings, {"criterion": "median"}),
+    ("[experiments.a.census]\nthreshold=-0.5\n", CensusSettings, {"threshold": -0.5}),
+    (
+        "[experiments.a.census]\ncriterion='accuracy'\nthreshold=1.5\n",
+        CensusSettings,
+        {"criterion": "accuracy", "threshold": 1.5},
+    ),
+    ("[experiments.a.census]\ncompat='other'\n", CensusSettings, {"compat": "other"}),
+    ("[experiments.a.training]\nlr=-1\n", TrainConfig, {"lr": -1.0}),
+    ("[experiments.a.training]\nmomentum=1\n", TrainConfig, {"momentum": 1.0}),
+    ("[experiments.a.training]\nmin_accuracy=2\n", TrainConfig, {"min_accuracy": 2.0}),
+    ("[experiments.a.training]\noutput_activation='x'\n", TrainConfig, {"output_activation": "x"}),
+]
+
+
+@pytest.mark.parametrize("table,cls,kwargs", SHARED)
+def test_settings_are_checked_by_their_own_classes_and_the_field_is_named(table, cls, kwargs):
+    with pytest.raises(InputError) as expected:
+        cls(**kwargs)
+    with pytest.raises(InputError) as info:
+        parse_sweep("[experiments.a]\nfactor='l1'\nlevels=[0.0]\n" + table)
+    field = list(kwargs)[-1]  # the field that makes the settings fail
+    section = "census" if cls is CensusSettings else "training"
+    assert str(info.value) == f"experiments.a.{section}.{field}: {expected.value}"
+
+
+def test_a_sweep_accepts_what_the_criterion_accepts():
+    sweep = parse_sweep(
+        "[experiments.a]\nfactor='l1'\nlevels=[0.0]\n[experiments.a.census]\nthreshold=0\n"
+    )
+    assert sweep.conditions[0].census.threshold == 0.0
 
 
 def test_dump_toml_writes_what_tomllib_reads():

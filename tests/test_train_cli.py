@@ -150,3 +150,14 @@ def test_out_that_is_a_file_exits_2(tmp_path, cli):
     code, _, stderr = cli(["train", "--out", str(out), "--epochs", "5"])
     assert code == 2 and len(stderr.strip().splitlines()) == 1
     assert out.read_text() == "not a folder"
+
+
+def test_training_bar_is_a_callback_that_leaves_nothing_behind(capsys):
+    from circuit_census.cli.progress import training_progress
+
+    with training_progress(False, 3, 100) as progress:
+        assert progress is None
+    with training_progress(True, 3, 100) as progress:
+        progress(1, 100, 3)
+        progress(51, 100, 1)
+    assert capsys.readouterr().out.strip() == ""  # transient: gone once training ends

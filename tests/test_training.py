@@ -334,6 +334,20 @@ def test_patience_stops_a_stalled_model():
     assert not model.converged
 
 
+def test_progress_reports_epochs_and_models_still_training():
+    calls = []
+    config = TrainConfig(epochs=1000, loss_target=0.05)
+    models = train_models(XOR, range(4), config, progress=lambda *a: calls.append(a))
+    epochs = [c[0] for c in calls]
+    assert epochs[0] == 1 and all(b - a == 5 for a, b in zip(epochs, epochs[1:]))
+    assert all(total == 1000 for _, total, _ in calls)
+    running = [n for _, _, n in calls]
+    assert running == sorted(running, reverse=True) and 0 < running[0] <= 4
+    # a model is counted until the epoch it stopped at; no report once none is left
+    assert all(n == sum(m.epochs >= e for m in models) for e, _, n in calls)
+    assert epochs[-1] <= max(m.epochs for m in models) + 1
+
+
 # --- input checks ---------------------------------------------------------------------------
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import typer
@@ -15,8 +15,7 @@ from rich.console import Console
 from circuit_census.circuits.census import CensusResult, census
 from circuit_census.circuits.settings import DEFAULT_MAX_CANDIDATES, CensusSettings, RunOptions
 from circuit_census.circuits.space import CircuitSpace
-from circuit_census.cli import app
-from circuit_census.cli.progress import census_progress
+from circuit_census.cli.progress import census_progress, show_bar
 from circuit_census.errors import InputError
 from circuit_census.files import atomic_write
 from circuit_census.network import Network, check_inputs
@@ -80,57 +79,89 @@ def _result_dict(
     return out
 
 
-@app.command("census")
-def census_command(
-    model: Path = typer.Option(
-        ..., "--model", help="Model: a circuit-census .safetensors file or a PyTorch state_dict."
+_Model = Annotated[
+    Path,
+    typer.Option(
+        "--model", help="Model: a circuit-census .safetensors file or a PyTorch state_dict."
     ),
-    data: Path = typer.Option(
-        ..., "--data", help=".npz evaluation set with x (and y for accuracy)."
+]
+_Data = Annotated[
+    Path, typer.Option("--data", help=".npz evaluation set with x (and y for accuracy).")
+]
+_Activation = Annotated[
+    str | None,
+    typer.Option(
+        "--activation", help="Hidden activation (a state_dict needs it; overrides the file's)."
     ),
-    activation: str | None = typer.Option(
-        None,
-        "--activation",
-        help="Hidden activation (a state_dict needs it; overrides the file's).",
+]
+_OutputActivation = Annotated[
+    str | None,
+    typer.Option(
+        "--output-activation", help="Output activation (default: the file's, else identity)."
     ),
-    output_activation: str | None = typer.Option(
-        None, "--output-activation", help="Output activation (default: the file's, else identity)."
+]
+_Ablation = Annotated[str, typer.Option("--ablation", help="zero or mean.")]
+_Criterion = Annotated[str, typer.Option("--criterion", help="mse or accuracy.")]
+_Threshold = Annotated[
+    float | None,
+    typer.Option(
+        "--threshold", help="mse: below it (default 0.05); accuracy: at least it (default 0.99)."
     ),
-    ablation: str = typer.Option("zero", "--ablation", help="zero or mean."),
-    criterion: str = typer.Option("mse", "--criterion", help="mse or accuracy."),
-    threshold: float | None = typer.Option(
-        None,
-        "--threshold",
-        help="mse: below it (default 0.05); accuracy: at least it (default 0.99).",
-    ),
-    compat: str | None = typer.Option(
-        None, "--compat", help="meloux2025: the reference code's circuit space and accuracy."
-    ),
-    output: Path | None = typer.Option(None, "--output", help="Write the census as JSON here."),
-    joint: bool = typer.Option(
-        False, "--joint", help="Multi-output model: also take the joint census of all outputs."
-    ),
-    max_candidates: int = typer.Option(
-        DEFAULT_MAX_CANDIDATES, "--max-candidates", help="Refuse larger censuses."
-    ),
-    max_listed: int = typer.Option(
-        DEFAULT_MAX_LISTED,
+]
+_Compat = Annotated[
+    str | None,
+    typer.Option("--compat", help="meloux2025: the reference code's circuit space and accuracy."),
+]
+_Output = Annotated[Path | None, typer.Option("--output", help="Write the census as JSON here.")]
+_Joint = Annotated[
+    bool,
+    typer.Option("--joint", help="Multi-output model: also take the joint census of all outputs."),
+]
+_MaxCandidates = Annotated[int, typer.Option("--max-candidates", help="Refuse larger censuses.")]
+_MaxListed = Annotated[
+    int,
+    typer.Option(
         "--max-listed",
         help="Most circuits listed in the JSON; the rest go to a .circuits file beside it.",
     ),
-    max_measured: int = typer.Option(
-        DEFAULT_MAX_MEASURED,
+]
+_MaxMeasured = Annotated[
+    int,
+    typer.Option(
         "--max-measured",
         help="Most valid circuits held in memory for minimal circuits and measures.",
     ),
-    workers: int = typer.Option(1, "--workers", help="Local processes sharing the census."),
-    device: str = typer.Option(
-        "cpu", "--device", help="cpu (compiled kernels) or a PyTorch device such as cuda."
-    ),
-    figures: Path | None = typer.Option(
-        None, "--figures", help="Write circuit figures (PNG and SVG) into this folder."
-    ),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+]
+_Workers = Annotated[int, typer.Option("--workers", help="Local processes sharing the census.")]
+_Device = Annotated[
+    str,
+    typer.Option("--device", help="cpu (compiled kernels) or a PyTorch device such as cuda."),
+]
+_Figures = Annotated[
+    Path | None,
+    typer.Option("--figures", help="Write circuit figures (PNG and SVG) into this folder."),
+]
+_Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+
+
+def census_command(
+    model: _Model,
+    data: _Data,
+    activation: _Activation = None,
+    output_activation: _OutputActivation = None,
+    ablation: _Ablation = "zero",
+    criterion: _Criterion = "mse",
+    threshold: _Threshold = None,
+    compat: _Compat = None,
+    output: _Output = None,
+    joint: _Joint = False,
+    max_candidates: _MaxCandidates = DEFAULT_MAX_CANDIDATES,
+    max_listed: _MaxListed = DEFAULT_MAX_LISTED,
+    max_measured: _MaxMeasured = DEFAULT_MAX_MEASURED,
+    workers: _Workers = 1,
+    device: _Device = "cpu",
+    figures: _Figures = None,
+    quiet: _Quiet = False,
 ) -> None:
     """Take the exact census of every admissible circuit of a model."""
     if max_listed < 0 or max_measured < 0:
@@ -144,66 +175,92 @@ def census_command(
     network, _ = load_model(model, activation, output_activation)
     x, y = load_data(data, need_y=settings.rule.needs_targets)
     check_inputs(network, x, y)
+    run = _Run(
+        network, x, y, settings, run_options, output, figures, quiet, max_listed, max_measured
+    )
     m = network.sizes[-1]
-    console = Console(highlight=False, soft_wrap=True)
     targets: list[int | str | None] = [None] if m == 1 else list(range(m))
     if joint and m > 1:
         targets.append("joint")
-    entries: list[dict[str, Any]] = []
-    written: list[Path] = []
-    show = not quiet and sys.stderr.isatty()
     try:
-        for target in targets:
-            sizes = network.sizes if target in (None, "joint") else network.sizes[:-1] + (1,)
-            total = CircuitSpace(sizes, compat).count()
-            label = (
-                "" if target is None else f"output {target}: " if target != "joint" else "joint: "
-            )
-            if total > max_candidates:
-                raise InputError(
-                    f"{label}{total:,} candidate circuits exceed "
-                    f"--max-candidates {max_candidates:,}"
-                )
-            if not quiet:
-                console.print(
-                    f"{label}{total:,} candidate circuits of {'-'.join(map(str, sizes))}; "
-                    f"about {_duration(estimate_seconds(total))} if every pair is scored, "
-                    "usually far less"
-                )
-            circuits_path = None
-            if output is not None:
-                suffix = "" if target is None else f".output{target}"
-                circuits_path = output.with_name(output.stem + suffix + ".circuits")
-            with census_progress(show and estimate_seconds(total) > 1.0, total, label) as tick:
-                options = replace(run_options, circuits_file=circuits_path, progress=tick)
-                result = census(network, x, y, settings, options, output=target)
-            if circuits_path is not None:
-                if result.n_valid <= max_listed and result.valid is not None:
-                    circuits_path.unlink(missing_ok=True)
-                    circuits_path = None
-                else:
-                    written.append(circuits_path)
-            measures, minimal, note = _measures(result, max_measured)
-            entry = _result_dict(
-                result, network.sizes, max_listed, measures, minimal, circuits_path, note
-            )
-            entries.append(entry)
-            _print_summary(console, label, result, measures, note)
-            if figures is not None and measures is not None:
-                from circuit_census.measures.figures import write_census_figures
-
-                written += write_census_figures(result, measures, minimal, figures)
+        entries = [_census_target(run, target) for target in targets]
         if output is not None:
             doc = _document(entries, targets, network, model, data, settings, len(x))
             text = json.dumps(doc, indent=1, allow_nan=False)
             atomic_write(output, lambda tmp: tmp.write_text(text))
-            written.append(output)
+            run.written.append(output)
     except BaseException:
-        for path in written:
+        for path in run.written:
             Path(path).unlink(missing_ok=True)
         raise
     if output is not None and not quiet:
-        console.print(f"wrote {output}")
+        run.console.print(f"wrote {output}")
+
+
+@dataclass
+class _Run:
+    """One ``census`` command: what to census, how, where results go and what was written
+    (removed again if the command fails)."""
+
+    network: Network
+    x: np.ndarray
+    y: np.ndarray | None
+    settings: CensusSettings
+    options: RunOptions
+    output: Path | None
+    figures: Path | None
+    quiet: bool
+    max_listed: int
+    max_measured: int
+    console: Console = field(default_factory=lambda: Console(highlight=False, soft_wrap=True))
+    written: list[Path] = field(default_factory=list)
+
+    @property
+    def show(self) -> bool:
+        """Whether census progress bars show (on stderr)."""
+        return show_bar(self.quiet, sys.stderr)
+
+
+def _census_target(run: _Run, target: int | str | None) -> dict[str, Any]:
+    """The census of one output (``None``: the only one; ``"joint"``: all at once), printed
+    and returned as its JSON entry."""
+    sizes = run.network.sizes if target in (None, "joint") else run.network.sizes[:-1] + (1,)
+    total = CircuitSpace(sizes, run.settings.compat).count()
+    label = "" if target is None else f"output {target}: " if target != "joint" else "joint: "
+    max_candidates = run.options.max_candidates
+    if total > max_candidates:
+        raise InputError(
+            f"{label}{total:,} candidate circuits exceed --max-candidates {max_candidates:,}"
+        )
+    if not run.quiet:
+        run.console.print(
+            f"{label}{total:,} candidate circuits of {'-'.join(map(str, sizes))}; "
+            f"about {_duration(estimate_seconds(total))} if every pair is scored, "
+            "usually far less"
+        )
+    circuits_path = None
+    if run.output is not None:
+        suffix = "" if target is None else f".output{target}"
+        circuits_path = run.output.with_name(run.output.stem + suffix + ".circuits")
+    with census_progress(run.show and estimate_seconds(total) > 1.0, total, label) as tick:
+        options = replace(run.options, circuits_file=circuits_path, progress=tick)
+        result = census(run.network, run.x, run.y, run.settings, options, output=target)
+    if circuits_path is not None:
+        if result.n_valid <= run.max_listed and result.valid is not None:
+            circuits_path.unlink(missing_ok=True)
+            circuits_path = None
+        else:
+            run.written.append(circuits_path)
+    measures, minimal, note = _measures(result, run.max_measured)
+    entry = _result_dict(
+        result, run.network.sizes, run.max_listed, measures, minimal, circuits_path, note
+    )
+    _print_summary(run.console, label, result, measures, note)
+    if run.figures is not None and measures is not None:
+        from circuit_census.measures.figures import write_census_figures
+
+        run.written += write_census_figures(result, measures, minimal, run.figures)
+    return entry
 
 
 def _measures(result: CensusResult, max_measured: int):
@@ -279,17 +336,23 @@ def _print_summary(console: Console, label: str, result: CensusResult, measures,
         console.print(f"  {note}")
 
 
-@app.command("count")
+_Hidden = Annotated[str, typer.Option("--hidden", help="Hidden widths: 16 or 4,4.")]
+_Inputs = Annotated[int, typer.Option("--inputs", help="Number of inputs.")]
+_Outputs = Annotated[int, typer.Option("--outputs", help="Number of outputs (counted per output).")]
+_CountCompat = Annotated[
+    str | None, typer.Option("--compat", help="meloux2025: the reference code's space.")
+]
+_CountJoint = Annotated[
+    bool, typer.Option("--joint", help="Count the joint space of all outputs instead.")
+]
+
+
 def count_command(
-    hidden: str = typer.Option("4", "--hidden", help="Hidden widths: 16 or 4,4."),
-    inputs: int = typer.Option(2, "--inputs", help="Number of inputs."),
-    outputs: int = typer.Option(1, "--outputs", help="Number of outputs (counted per output)."),
-    compat: str | None = typer.Option(
-        None, "--compat", help="meloux2025: the reference code's space."
-    ),
-    joint: bool = typer.Option(
-        False, "--joint", help="Count the joint space of all outputs instead."
-    ),
+    hidden: _Hidden = "4",
+    inputs: _Inputs = 2,
+    outputs: _Outputs = 1,
+    compat: _CountCompat = None,
+    joint: _CountJoint = False,
 ) -> None:
     """Count the admissible circuits of an architecture exactly, without enumerating."""
     from circuit_census.training.config import parse_hidden

@@ -6,10 +6,7 @@ from pathlib import Path
 
 import typer
 
-from circuit_census.cli import app
 
-
-@app.command("report")
 def report(
     study_dir: Path = typer.Argument(
         ..., metavar="DIR", help="Study directory holding results.sqlite (written by a study run)."

@@ -1,4 +1,5 @@
-"""``circuit-census study run|preset``, ``export`` and ``reproduce``."""
+"""``circuit-census study run|preset``, ``export`` and ``reproduce``: run (or resume) studies,
+print built-in sweeps, export a study's rows, and rerun the built-in experiments."""
 
 from __future__ import annotations
 
@@ -10,14 +11,13 @@ from typing import Any
 
 import typer
 
-from circuit_census.cli import app
+from circuit_census.cli.progress import show_bar, study_progress
 from circuit_census.errors import InputError
 
 study_app = typer.Typer(
     help="Run studies described by sweep files (TOML), or print a built-in one.",
     no_args_is_help=True,
 )
-app.add_typer(study_app, name="study")
 
 DEFAULT_REPRODUCE_DIR = Path("circuit-census-study")
 EXPORT_FORMATS = ("csv", "parquet")
@@ -39,10 +39,6 @@ _SCHEDULER_HELP = (
 )
 
 
-def _show_progress(quiet: bool) -> bool:
-    return not quiet and sys.stderr.isatty()
-
-
 @study_app.command("run")
 def study_run(
     sweep: Path = typer.Argument(..., help="Sweep file (TOML); see docs/study.md."),
@@ -56,9 +52,8 @@ def study_run(
     from circuit_census.experiments.sweeps import load_sweep
 
     parsed = load_sweep(sweep)
-    summary = run_study(
-        parsed, out, workers=workers, scheduler=scheduler, progress=_show_progress(quiet)
-    )
+    with study_progress(show_bar(quiet, sys.stderr)) as progress:
+        summary = run_study(parsed, out, workers=workers, scheduler=scheduler, progress=progress)
     typer.echo(summary.line())
 
 
@@ -74,7 +69,6 @@ def study_preset(
     typer.echo(preset_sweep(names, "quick" if quick else "default").to_toml(), nl=False)
 
 
-@app.command("export")
 def export(
     study_dir: Path = typer.Argument(..., help="Study directory (holding results.sqlite)."),
     fmt: str = typer.Option("csv", "--format", "-f", help="csv or parquet."),
@@ -172,7 +166,6 @@ def _write_parquet(path: Path, columns: list[str], table: list[dict]) -> None:
     pq.write_table(data, str(path))
 
 
-@app.command("reproduce")
 def reproduce(
     quick: bool = typer.Option(
         False, "--quick", help="Fewer seeds and levels, same pipeline (about 2 minutes)."
@@ -192,9 +185,8 @@ def reproduce(
 
     started = time.perf_counter()
     sweep = reproduction_sweep(quick=quick)
-    summary = run_study(
-        sweep, out, workers=workers, scheduler=scheduler, progress=_show_progress(quiet)
-    )
+    with study_progress(show_bar(quiet, sys.stderr)) as progress:
+        summary = run_study(sweep, out, workers=workers, scheduler=scheduler, progress=progress)
     typer.echo(summary.line())
     try:
         from circuit_census.analysis.report import write_report

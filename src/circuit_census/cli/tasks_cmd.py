@@ -9,7 +9,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from circuit_census.cli import app
 from circuit_census.tasks.boolean import Task, builtin_tasks, make_task
 
 COMPLEXITY_NOTE = (
@@ -35,7 +34,6 @@ def task_record(task: Task) -> dict:
     }
 
 
-@app.command("tasks")
 def tasks(
     specs: list[str] | None = typer.Argument(
         None,

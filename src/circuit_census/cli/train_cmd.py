@@ -6,11 +6,11 @@ import csv
 import io
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from circuit_census.cli import app
+from circuit_census.cli.progress import show_bar, training_progress
 from circuit_census.errors import InputError
 from circuit_census.files import atomic_write
 from circuit_census.tasks.boolean import make_task
@@ -25,64 +25,96 @@ SUMMARY_FIELDS = ("seed", "converged", "final_loss", "val_accuracy", "epochs")
 MAX_TABLE_ROWS = 20
 
 
-@app.command("train")
-def train(
-    out: Path = typer.Option(
-        ..., "--out", help="Folder for seed-N.safetensors/.npz and summary.csv."
-    ),
-    task: str = typer.Option(
-        "xor",
+_Out = Annotated[
+    Path, typer.Option("--out", help="Folder for seed-N.safetensors/.npz and summary.csv.")
+]
+_Task = Annotated[
+    str,
+    typer.Option(
         "--task",
         help="Task: a gate, parityN, majorityN, a truth table like 0110, or several joined by '+'.",
     ),
-    hidden: str = typer.Option("4", "--hidden", help="Hidden widths: 4 or 3,3."),
-    seeds: str = typer.Option("0-9", "--seeds", help="Seeds: 0-9, 3, 1,4,7 or 0-4,9."),
-    activation: str = typer.Option(
-        _D.activation,
-        "--activation",
-        help="Hidden activation: relu, leaky_relu, tanh, sigmoid, identity.",
+]
+_Hidden = Annotated[str, typer.Option("--hidden", help="Hidden widths: 4 or 3,3.")]
+_Seeds = Annotated[str, typer.Option("--seeds", help="Seeds: 0-9, 3, 1,4,7 or 0-4,9.")]
+_Activation = Annotated[
+    str,
+    typer.Option(
+        "--activation", help="Hidden activation: relu, leaky_relu, tanh, sigmoid, identity."
     ),
-    output_activation: str = typer.Option(
-        _D.output_activation, "--output-activation", help="Output activation."
+]
+_OutputActivation = Annotated[str, typer.Option("--output-activation", help="Output activation.")]
+_Optimizer = Annotated[str, typer.Option("--optimizer", help="adam, adamw or sgd.")]
+_Lr = Annotated[float, typer.Option("--lr", help="Learning rate.")]
+_Epochs = Annotated[int, typer.Option("--epochs", help="Maximum epochs.")]
+_BatchSize = Annotated[
+    int | None, typer.Option("--batch-size", help="Mini-batch size (default: full batch).")
+]
+_L1 = Annotated[float, typer.Option("--l1", help="L1 strength: sum of |weights| (not biases).")]
+_L2 = Annotated[
+    float, typer.Option("--l2", help="L2 strength: sum of squared weights (not biases).")
+]
+_Orthogonality = Annotated[
+    float,
+    typer.Option(
+        "--orthogonality", help="Strength of the hidden-activation orthogonality penalty."
     ),
-    optimizer: str = typer.Option(_D.optimizer, "--optimizer", help="adam, adamw or sgd."),
-    lr: float = typer.Option(_D.lr, "--lr", help="Learning rate."),
-    epochs: int = typer.Option(_D.epochs, "--epochs", help="Maximum epochs."),
-    batch_size: int | None = typer.Option(
-        None, "--batch-size", help="Mini-batch size (default: full batch)."
-    ),
-    l1: float = typer.Option(_D.l1, "--l1", help="L1 strength: sum of |weights| (not biases)."),
-    l2: float = typer.Option(
-        _D.l2, "--l2", help="L2 strength: sum of squared weights (not biases)."
-    ),
-    orthogonality: float = typer.Option(
-        _D.orthogonality,
-        "--orthogonality",
-        help="Strength of the hidden-activation orthogonality penalty.",
-    ),
-    dropout: float = typer.Option(
-        _D.dropout, "--dropout", help="Dropout probability on hidden activations, in [0, 1)."
-    ),
-    weight_decay: float = typer.Option(
-        _D.weight_decay, "--weight-decay", help="AdamW's decoupled weight decay (adamw only)."
-    ),
-    momentum: float = typer.Option(_D.momentum, "--momentum", help="SGD momentum (sgd only)."),
-    loss_target: float = typer.Option(
-        _D.loss_target, "--loss-target", help="Stop a model once its training MSE is at most this."
-    ),
-    patience: int = typer.Option(
-        _D.patience, "--patience", help="Stop a model after this many epochs without improvement."
-    ),
-    min_accuracy: float = typer.Option(
-        _D.min_accuracy, "--min-accuracy", help="Validation accuracy needed to count as converged."
-    ),
-    noise: float = typer.Option(_D.noise, "--noise", help="Std of the Gaussian noise on inputs."),
-    repeats: int = typer.Option(_D.repeats, "--repeats", help="Training copies of each corner."),
-    val_repeats: int = typer.Option(
-        _D.val_repeats, "--val-repeats", help="Validation copies of each corner."
-    ),
-    device: str = typer.Option(_D.device, "--device", help="cpu, cuda or cuda:N."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no table."),
+]
+_Dropout = Annotated[
+    float,
+    typer.Option("--dropout", help="Dropout probability on hidden activations, in [0, 1)."),
+]
+_WeightDecay = Annotated[
+    float,
+    typer.Option("--weight-decay", help="AdamW's decoupled weight decay (adamw only)."),
+]
+_Momentum = Annotated[float, typer.Option("--momentum", help="SGD momentum (sgd only).")]
+_LossTarget = Annotated[
+    float,
+    typer.Option("--loss-target", help="Stop a model once its training MSE is at most this."),
+]
+_Patience = Annotated[
+    int,
+    typer.Option("--patience", help="Stop a model after this many epochs without improvement."),
+]
+_MinAccuracy = Annotated[
+    float,
+    typer.Option("--min-accuracy", help="Validation accuracy needed to count as converged."),
+]
+_Noise = Annotated[float, typer.Option("--noise", help="Std of the Gaussian noise on inputs.")]
+_Repeats = Annotated[int, typer.Option("--repeats", help="Training copies of each corner.")]
+_ValRepeats = Annotated[
+    int, typer.Option("--val-repeats", help="Validation copies of each corner.")
+]
+_Device = Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N.")]
+_Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no table.")]
+
+
+def train(
+    out: _Out,
+    task: _Task = "xor",
+    hidden: _Hidden = "4",
+    seeds: _Seeds = "0-9",
+    activation: _Activation = _D.activation,
+    output_activation: _OutputActivation = _D.output_activation,
+    optimizer: _Optimizer = _D.optimizer,
+    lr: _Lr = _D.lr,
+    epochs: _Epochs = _D.epochs,
+    batch_size: _BatchSize = None,
+    l1: _L1 = _D.l1,
+    l2: _L2 = _D.l2,
+    orthogonality: _Orthogonality = _D.orthogonality,
+    dropout: _Dropout = _D.dropout,
+    weight_decay: _WeightDecay = _D.weight_decay,
+    momentum: _Momentum = _D.momentum,
+    loss_target: _LossTarget = _D.loss_target,
+    patience: _Patience = _D.patience,
+    min_accuracy: _MinAccuracy = _D.min_accuracy,
+    noise: _Noise = _D.noise,
+    repeats: _Repeats = _D.repeats,
+    val_repeats: _ValRepeats = _D.val_repeats,
+    device: _Device = _D.device,
+    quiet: _Quiet = False,
 ) -> None:
     """Train one model per seed, all seeds at once, and write them to --out."""
     # Check every input before doing anything: bad input writes nothing.
@@ -113,10 +145,11 @@ def train(
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {str(out)!r} exists and is not a folder")
 
-    progress = not quiet and sys.stdout.isatty()
     from circuit_census.training.loop import train_models
 
-    models = train_models(the_task, seed_list, config, progress=progress)
+    show = show_bar(quiet, sys.stdout)
+    with training_progress(show, len(seed_list), config.epochs) as progress:
+        models = train_models(the_task, seed_list, config, progress=progress)
     write_models(out, the_task.name, models, config)
     _report(models, the_task.name, config, out, quiet)
 

@@ -5,7 +5,7 @@ executors (this process, local processes, Dask) that run them.
   :class:`Condition` s.
 - :func:`preset_sweep` / :func:`reproduction_sweep`: the built-in experiments.
 - :func:`run_study`: run or resume a study into a directory (``DIR/results.sqlite``).
-- :class:`Store`: read and write the results store.
+- :class:`Store`: read and write the results store; :class:`Row` is one of its rows.
 """
 
 from circuit_census.experiments.presets import (
@@ -14,6 +14,7 @@ from circuit_census.experiments.presets import (
     preset_sweep,
     reproduction_sweep,
 )
+from circuit_census.experiments.rows import Row
 from circuit_census.experiments.runner import StudySummary, run_study
 from circuit_census.experiments.store import Store
 from circuit_census.experiments.sweeps import Condition, Sweep, load_sweep, parse_sweep
@@ -21,6 +22,7 @@ from circuit_census.experiments.sweeps import Condition, Sweep, load_sweep, pars
 __all__ = [
     "PRESET_NAMES",
     "Condition",
+    "Row",
     "Store",
     "StudySummary",
     "Sweep",

@@ -22,27 +22,32 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from circuit_census.circuits.settings import CensusSettings
 from circuit_census.errors import InputError
 from circuit_census.experiments.sweeps import Sweep, sweep_from_dict
+from circuit_census.training.config import TrainConfig
 
 PRESET_NAMES = ("l1", "orthogonality", "capacity", "task-complexity")
 SCALES = ("default", "quick")
 SEEDS = {"default": 30, "quick": 8}
 
-# Training settings shared by every preset (TrainConfig's defaults, written out so that a
-# dumped preset documents them).
-TRAINING: dict[str, Any] = {
-    "optimizer": "adam",
-    "lr": 0.02,
-    "epochs": 3000,
-    "loss_target": 0.02,
-    "patience": 300,
-    "min_accuracy": 0.99,
-    "repeats": 50,
-    "val_repeats": 50,
-    "noise": 0.1,
+# Settings shared by every preset: TrainConfig's and CensusSettings' defaults, written
+# out so that a dumped preset documents them.
+_TRAINING_SHOWN = (
+    "optimizer",
+    "lr",
+    "epochs",
+    "loss_target",
+    "patience",
+    "min_accuracy",
+    "repeats",
+    "val_repeats",
+    "noise",
+)
+TRAINING: dict[str, Any] = {name: getattr(TrainConfig(), name) for name in _TRAINING_SHOWN}
+CENSUS: dict[str, Any] = {
+    name: getattr(CensusSettings(), name) for name in ("ablation", "criterion", "threshold")
 }
-CENSUS: dict[str, Any] = {"ablation": "zero", "criterion": "mse", "threshold": 0.05}
 
 L1_LEVELS = [0.0, 0.0001, 0.0003, 0.001, 0.002, 0.004, 0.007]
 ORTHOGONALITY_LEVELS = [0.0, 0.001, 0.003, 0.006, 0.01, 0.015, 0.02]

@@ -7,7 +7,8 @@ most the rows not yet committed and never leaves a half-written row; other proce
 read the store while a study writes it.
 
 Tables:
-- ``results``: the row (columns :data:`COLUMNS`); ``measures`` and ``settings`` are JSON.
+- ``results``: the row (columns :data:`COLUMNS`, derived from
+  :class:`~circuit_census.experiments.rows.Row`); ``measures`` and ``settings`` are JSON.
 - ``circuits``: per row, output and kind (``valid`` / ``minimal``), the circuits as a
   zlib-compressed little-endian ``(n_stored, n_words)`` uint64 bitset array, sorted, with
   ``n_total`` (how many there are) and ``n_stored`` (how many are kept: all minimal
@@ -30,50 +31,18 @@ from typing import Any
 import numpy as np
 
 from circuit_census.errors import InputError
+from circuit_census.experiments.rows import (
+    BOOL_COLUMNS,
+    COLUMN_NAMES,
+    COLUMNS,
+    JSON_COLUMNS,
+    CircuitSet,
+    Row,
+)
 
 STORE_NAME = "results.sqlite"
 SCHEMA_VERSION = 1
 
-# (name, SQLite type). The row dicts given to Store.put and returned by Store.rows use
-# exactly these names.
-COLUMNS: tuple[tuple[str, str], ...] = (
-    ("key", "TEXT PRIMARY KEY"),
-    ("experiment", "TEXT NOT NULL"),
-    ("factor", "TEXT"),
-    ("factor_value", "REAL"),
-    ("factor_label", "TEXT"),
-    ("level", "INTEGER"),
-    ("task", "TEXT"),
-    ("task_complexity", "REAL"),
-    ("n_inputs", "INTEGER"),
-    ("n_outputs", "INTEGER"),
-    ("hidden", "TEXT"),
-    ("width", "INTEGER"),
-    ("depth", "INTEGER"),
-    ("activation", "TEXT"),
-    ("l1", "REAL"),
-    ("l2", "REAL"),
-    ("orthogonality", "REAL"),
-    ("dropout", "REAL"),
-    ("seed", "INTEGER"),
-    ("converged", "INTEGER"),
-    ("final_loss", "REAL"),
-    ("val_accuracy", "REAL"),
-    ("epochs", "INTEGER"),
-    ("n_candidates", "INTEGER"),
-    ("n_valid", "INTEGER"),
-    ("n_minimal", "INTEGER"),
-    ("identifiable", "INTEGER"),
-    ("measures", "TEXT"),
-    ("settings", "TEXT"),
-    ("valid_stored", "INTEGER"),
-    ("train_seconds", "REAL"),
-    ("census_seconds", "REAL"),
-    ("created_at", "TEXT"),
-)
-COLUMN_NAMES = tuple(name for name, _ in COLUMNS)
-BOOL_COLUMNS = ("converged", "identifiable")
-JSON_COLUMNS = ("measures", "settings")
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -202,15 +171,6 @@ class Store:
                 "INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", (name, value)
             )
 
-    def setup(self) -> dict[str, Any]:
-        """What the study recorded about itself (title, version, date, census settings...)."""
-        text = self.meta("setup")
-        try:
-            value = json.loads(text) if text else {}
-        except ValueError:
-            return {}
-        return value if isinstance(value, dict) else {}
-
     # -- rows
 
     def has(self, key: str) -> bool:
@@ -226,18 +186,20 @@ class Store:
 
     def put(
         self,
-        row: Mapping[str, Any],
-        circuits: Iterable[tuple[int, str, int, np.ndarray]] = (),
+        row: Row | Mapping[str, Any],
+        circuits: Iterable[CircuitSet | tuple[int, str, int, np.ndarray]] = (),
     ) -> None:
-        """Write one row and its circuits ``(output, kind, n_total, bits)`` in one
-        transaction, replacing any row of the same key."""
-        unknown = set(row) - set(COLUMN_NAMES)
+        """Write one row (a :class:`Row`, or a dict of some of its columns) and its
+        circuits ``(output, kind, n_total, bits)`` in one transaction, replacing any row
+        of the same key. ``created_at`` is now unless the row gives it."""
+        values = row.to_dict() if isinstance(row, Row) else dict(row)
+        unknown = set(values) - set(COLUMN_NAMES)
         if unknown:
             raise ValueError(f"unknown result columns: {sorted(unknown)}")
-        if "key" not in row or "experiment" not in row:
+        if "key" not in values or "experiment" not in values:
             raise ValueError("a result row needs 'key' and 'experiment'")
-        values = dict(row)
-        values.setdefault("created_at", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        if values.get("created_at") is None:
+            values["created_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         for name in JSON_COLUMNS:
             if name in values and not isinstance(values[name], (str, type(None))):
                 values[name] = canonical_json(values[name])

@@ -10,17 +10,22 @@ Parsing never imports PyTorch: a bad file is reported in a fraction of a second.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import sys
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+import types
+import typing
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from circuit_census.activations import ACTIVATIONS
+from circuit_census.circuits.settings import CensusSettings
 from circuit_census.errors import InputError
-from circuit_census.tasks.boolean import make_task
+from circuit_census.tasks.boolean import Task, make_task
+from circuit_census.training.config import TrainConfig, _check_seeds, parse_hidden
 
 if sys.version_info >= (3, 11):  # pragma: no cover - depends on the interpreter
     import tomllib
@@ -34,34 +39,15 @@ FACTORS = ("task", "width", "activation", "l1", "l2", "orthogonality", "dropout"
 ROW_FACTOR = {"task": "task_complexity"}
 REGULARIZERS = ("l1", "l2", "orthogonality", "dropout")
 
-# Training settings a sweep may give (TrainConfig's fields, less architecture, regularizers
-# and device): name -> (kind, check, description of the check).
-_POS = (lambda v: v > 0, "greater than 0")
-_NONNEG = (lambda v: v >= 0, "at least 0")
-_UNIT = (lambda v: 0 <= v <= 1, "between 0 and 1")
-_POS_INT = (lambda v: v >= 1, "at least 1")
-TRAINING_KEYS: dict[str, tuple[str, Any]] = {
-    "output_activation": ("activation", None),
-    "optimizer": ("choice", ("adam", "adamw", "sgd")),
-    "lr": ("float", _POS),
-    "epochs": ("int", _POS_INT),
-    "batch_size": ("int", _POS_INT),
-    "loss_target": ("float", _NONNEG),
-    "patience": ("int", _POS_INT),
-    "weight_decay": ("float", _NONNEG),
-    "momentum": ("float", (lambda v: 0 <= v < 1, "at least 0 and below 1")),
-    "min_accuracy": ("float", _UNIT),
-    "repeats": ("int", _POS_INT),
-    "val_repeats": ("int", _POS_INT),
-    "noise": ("float", _NONNEG),
-}
-CENSUS_KEYS: dict[str, tuple[str, Any]] = {
-    "ablation": ("choice", ("zero", "mean")),
-    "criterion": ("choice", ("mse", "accuracy")),
-    "threshold": ("float", _POS),
-    "compat": ("choice", ("meloux2025",)),
-}
-DEFAULT_THRESHOLD = {"mse": 0.05, "accuracy": 0.99}  # SPEC, "Validity"
+# [training] takes TrainConfig's fields but the architecture, the regularizers (given
+# beside the task, since they may be swept) and the device (results must not depend on
+# it); [census] takes CensusSettings' fields. Both are checked by those classes.
+TRAINING_KEYS = tuple(
+    f.name
+    for f in fields(TrainConfig)
+    if f.name not in ("hidden", "activation", *REGULARIZERS, "device")
+)
+CENSUS_KEYS = tuple(f.name for f in fields(CensusSettings))
 # Keys allowed in an experiment table and in [defaults] (the latter without factor/levels).
 FIXED_KEYS = (
     "task",
@@ -76,17 +62,20 @@ FIXED_KEYS = (
 EXPERIMENT_KEYS = ("description", "factor", "levels", *FIXED_KEYS)
 STUDY_KEYS = ("name", "description", "valid_cap")
 TOP_KEYS = ("study", "defaults", "experiments")
+DEFAULT_TASK = "xor"  # hidden, activation and strengths default to TrainConfig's
+DEFAULT_SEEDS = 30
 DEFAULT_VALID_CAP = 100_000
 MAX_SEEDS = 1_000_000
+_S = TypeVar("_S", TrainConfig, CensusSettings)
 
 
 @dataclass(frozen=True)
 class Condition:
     """One level of one experiment: everything that determines its models, and its seeds.
 
-    ``training`` holds TrainConfig's settings other than ``hidden`` and ``activation``
-    (including the regularizer strengths), as given or defaulted by the sweep; ``census``
-    holds ablation, criterion, threshold (resolved) and compat.
+    ``training`` is the checked training configuration of its models (architecture and
+    regularizer strengths included; unset fields are TrainConfig's defaults); ``census``
+    the checked census settings (threshold resolved).
     """
 
     experiment: str
@@ -95,11 +84,17 @@ class Condition:
     factor_value: float | None  # numeric reading of the level (see docs/study.md)
     factor_label: str  # the level as written ("0.001", "3,3", "xor+and")
     task: str  # canonical task name (make_task(...).name)
-    hidden: tuple[int, ...]
-    activation: str
-    training: dict[str, Any] = field(hash=False)
-    census: dict[str, Any] = field(hash=False)
+    training: TrainConfig
+    census: CensusSettings
     seeds: tuple[int, ...] = ()
+
+    @property
+    def hidden(self) -> tuple[int, ...]:
+        return self.training.hidden
+
+    @property
+    def activation(self) -> str:
+        return self.training.activation
 
     @property
     def row_factor(self) -> str:
@@ -108,7 +103,7 @@ class Condition:
 
     @property
     def regularizers(self) -> dict[str, float]:
-        return {name: float(self.training.get(name, 0.0)) for name in REGULARIZERS}
+        return {name: float(getattr(self.training, name)) for name in REGULARIZERS}
 
 
 @dataclass(frozen=True)
@@ -190,6 +185,40 @@ def _experiment(name: str, exp: Any, defaults: Mapping[str, Any]) -> Experiment:
     if not name or any(c not in _NAME_CHARS for c in name):
         raise InputError(f"{where}: an experiment name uses letters, digits, '-' and '_' only")
     exp = _table(exp, where, EXPERIMENT_KEYS)
+    factor, levels = _factor_and_levels(exp, where)
+    own = "hidden" if factor == "width" else factor
+    if own in exp:
+        raise InputError(
+            f"{where}.{own}: {factor!r} is the swept factor; give its values in {where}.levels only"
+        )
+    description = _string(exp.get("description", ""), f"{where}.description")
+
+    # Merge [defaults] under the experiment (sub-tables key by key). The swept factor's
+    # default is ignored: levels replace it.
+    merged: dict[str, Any] = {k: v for k, v in defaults.items() if k not in ("training", "census")}
+    merged.update({k: v for k, v in exp.items() if k not in ("training", "census")})
+    merged.pop(own, None)
+    training = _settings(TrainConfig, "training", TRAINING_KEYS, defaults, exp, where)
+    census = _settings(CensusSettings, "census", CENSUS_KEYS, defaults, exp, where)
+    for table, at in ((exp, where), (defaults, "defaults")):
+        if isinstance(table.get("seeds"), list) and "seed_start" in table:
+            raise InputError(f"{at}.seed_start only applies when {at}.seeds is a count")
+    seeds = _seeds(merged, where)
+    task, training = _fixed(merged, factor, training, where)
+
+    conditions = []
+    seen: set[str] = set()
+    for i, level in enumerate(levels):
+        lw = f"{where}.levels[{i}]"
+        cond = _condition(name, factor, i, level, lw, task, training, census, seeds)
+        if cond.factor_label in seen:
+            raise InputError(f"{lw}: level {cond.factor_label!r} appears twice in {where}.levels")
+        seen.add(cond.factor_label)
+        conditions.append(cond)
+    return Experiment(name, factor, description, tuple(conditions))
+
+
+def _factor_and_levels(exp: Mapping[str, Any], where: str) -> tuple[str, list[Any]]:
     if "factor" not in exp:
         raise InputError(f"{where}.factor is missing: name the swept factor ({', '.join(FACTORS)})")
     factor = _string(exp["factor"], f"{where}.factor")
@@ -204,99 +233,133 @@ def _experiment(name: str, exp: Any, defaults: Mapping[str, Any]) -> Experiment:
         raise InputError(f"{where}.levels must be a list, got {_kind(levels)}")
     if not levels:
         raise InputError(f"{where}.levels is empty: give at least one value of {factor!r}")
-    own = "hidden" if factor == "width" else factor
-    if own in exp:
-        raise InputError(
-            f"{where}.{own}: {factor!r} is the swept factor; give its values in {where}.levels only"
-        )
-    description = _string(exp.get("description", ""), f"{where}.description")
+    return factor, levels
 
-    # Merge [defaults] under the experiment (sub-tables key by key). The swept factor's
-    # default is ignored: levels replace it.
-    merged: dict[str, Any] = {k: v for k, v in defaults.items() if k not in ("training", "census")}
-    merged.update({k: v for k, v in exp.items() if k not in ("training", "census")})
-    merged.pop(own, None)
-    training_raw = {
-        **_table(defaults.get("training", {}), "defaults.training", tuple(TRAINING_KEYS))
-    }
-    training_raw.update(_table(exp.get("training", {}), f"{where}.training", tuple(TRAINING_KEYS)))
-    census_raw = {**_table(defaults.get("census", {}), "defaults.census", tuple(CENSUS_KEYS))}
-    census_raw.update(_table(exp.get("census", {}), f"{where}.census", tuple(CENSUS_KEYS)))
 
-    training = {
-        k: _setting(v, f"{where}.training.{k}", TRAINING_KEYS[k]) for k, v in training_raw.items()
-    }
-    census = {k: _setting(v, f"{where}.census.{k}", CENSUS_KEYS[k]) for k, v in census_raw.items()}
-    census.setdefault("ablation", "zero")
-    census.setdefault("criterion", "mse")
-    census.setdefault("threshold", DEFAULT_THRESHOLD[census["criterion"]])
-    census.setdefault("compat", None)
-    if census["criterion"] == "accuracy" and census["threshold"] > 1:
-        raise InputError(f"{where}.census.threshold: an accuracy threshold is between 0 and 1")
+def _settings(
+    cls: type[_S],
+    table: str,
+    keys: tuple[str, ...],
+    defaults: Mapping[str, Any],
+    exp: Mapping[str, Any],
+    where: str,
+) -> _S:
+    """The ``[training]`` or ``[census]`` table of an experiment (its keys over those of
+    ``[defaults]``) as a checked ``cls`` (TrainConfig or CensusSettings)."""
+    values = {**_table(defaults.get(table, {}), f"defaults.{table}", keys)}
+    values.update(_table(exp.get(table, {}), f"{where}.{table}", keys))
+    return _build(cls, values, f"{where}.{table}")
 
-    for table, at in ((exp, where), (defaults, "defaults")):
-        if isinstance(table.get("seeds"), list) and "seed_start" in table:
-            raise InputError(f"{at}.seed_start only applies when {at}.seeds is a count")
-    seeds = _seeds(merged, where)
 
-    fixed: dict[str, Any] = {
-        "task": _task(merged.get("task", "xor"), f"{where}.task") if factor != "task" else None,
-        "hidden": _hidden(merged.get("hidden", [4]), f"{where}.hidden")
-        if factor != "width"
-        else None,
-        "activation": _activation(merged.get("activation", "relu"), f"{where}.activation")
-        if factor != "activation"
-        else None,
-    }
+def _fixed(
+    merged: Mapping[str, Any], factor: str, training: TrainConfig, where: str
+) -> tuple[str | None, TrainConfig]:
+    """The experiment's task (``None`` when swept) and its training configuration with
+    the architecture and strengths it fixes (those not given stay TrainConfig's)."""
+    task = None
+    if factor != "task":
+        task = _task(merged.get("task", DEFAULT_TASK), f"{where}.task").name
+    if factor != "width" and "hidden" in merged:
+        at = f"{where}.hidden"
+        training = _set(training, at, hidden=_hidden(merged["hidden"], at))
+    if factor != "activation" and "activation" in merged:
+        at = f"{where}.activation"
+        training = _set(training, at, activation=_string(merged["activation"], at))
     for reg in REGULARIZERS:
-        if reg != factor:
-            fixed[reg] = _strength(merged.get(reg, 0.0), f"{where}.{reg}", reg)
+        if reg != factor and reg in merged:
+            at = f"{where}.{reg}"
+            training = _set(training, at, **{reg: _number(merged[reg], at)})
+    return task, training
 
-    conditions = []
-    seen: set[str] = set()
-    for i, level in enumerate(levels):
-        lw = f"{where}.levels[{i}]"
-        values = dict(fixed)
-        if factor == "task":
-            task = _task(level, lw)
-            values["task"] = task.name
-            value, label = task.complexity, task.name
-        elif factor == "width":
-            hidden = _hidden(level, lw)
-            values["hidden"] = hidden
-            value, label = float(max(hidden)), ",".join(map(str, hidden))
-        elif factor == "activation":
-            values["activation"] = _activation(level, lw)
-            value, label = None, values["activation"]
-        else:
-            values[factor] = _strength(level, lw, factor)
-            value, label = values[factor], _number_label(values[factor])
-        if label in seen:
-            raise InputError(f"{lw}: level {label!r} appears twice in {where}.levels")
-        seen.add(label)
-        task_name = values["task"] if factor == "task" else values["task"].name
-        conditions.append(
-            Condition(
-                experiment=name,
-                factor=factor,
-                level=i,
-                factor_value=value,
-                factor_label=label,
-                task=task_name,
-                hidden=values["hidden"],
-                activation=values["activation"],
-                training={**training, **{r: values[r] for r in REGULARIZERS}},
-                census=dict(census),
-                seeds=seeds,
-            )
-        )
-    return Experiment(name, factor, description, tuple(conditions))
+
+def _condition(
+    experiment: str,
+    factor: str,
+    index: int,
+    level: Any,
+    where: str,
+    task: str | None,
+    training: TrainConfig,
+    census: CensusSettings,
+    seeds: tuple[int, ...],
+) -> Condition:
+    """The condition of one level (at ``where``) of an experiment."""
+    value: float | None
+    if factor == "task":
+        swept = _task(level, where)
+        task, value, label = swept.name, swept.complexity, swept.name
+    elif factor == "width":
+        hidden = _hidden(level, where)
+        training = _set(training, where, hidden=hidden)
+        value, label = float(max(hidden)), ",".join(map(str, hidden))
+    elif factor == "activation":
+        label = _string(level, where)
+        training, value = _set(training, where, activation=label), None
+    else:
+        value = _number(level, where)
+        training, label = _set(training, where, **{factor: value}), _number_label(value)
+    assert task is not None
+    return Condition(experiment, factor, index, value, label, task, training, census, seeds)
 
 
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
 
 
 # --------------------------------------------------------------------------- field checks
+
+
+@contextmanager
+def _at(where: str) -> Iterator[None]:
+    """Prefix an :class:`InputError` raised inside with where in the sweep it arose: the
+    checks are the settings' own, their messages say what is wrong."""
+    try:
+        yield
+    except InputError as exc:
+        raise InputError(f"{where}: {exc}") from None
+
+
+def _build(cls: type[_S], values: Mapping[str, Any], where: str) -> _S:
+    """``cls(**values)``, each value read as its field's type and checked by ``cls``
+    itself. The fields are given one at a time, in the class's order, so that a refusal
+    names the field that caused it (an accuracy threshold above 1 names the threshold)."""
+    kinds = _field_types(cls)
+    given: dict[str, Any] = {}
+    built = cls()
+    for name in (f.name for f in fields(cls)):
+        if name in values:
+            at = f"{where}.{name}"
+            given[name] = _read(values[name], at, kinds[name])
+            with _at(at):
+                built = cls(**given)
+    return built
+
+
+def _set(config: TrainConfig, where: str, **change: Any) -> TrainConfig:
+    """``config`` with ``change``, checked by TrainConfig."""
+    with _at(where):
+        return replace(config, **change)
+
+
+@functools.cache
+def _field_types(cls: type) -> dict[str, type]:
+    """Each field's type as a sweep gives it: ``int | None`` is read as ``int``."""
+    out = {}
+    for name, hint in typing.get_type_hints(cls).items():
+        if isinstance(hint, types.UnionType):
+            (hint,) = [a for a in typing.get_args(hint) if a is not type(None)]
+        out[name] = hint
+    return out
+
+
+def _read(value: Any, where: str, kind: type) -> Any:
+    """A TOML value as a setting of type ``kind`` (an integer is a float's value too)."""
+    if kind is int:
+        return _integer(value, where)
+    if kind is float:
+        return _number(value, where)
+    if kind is str:
+        return _string(value, where)
+    raise TypeError(f"a sweep cannot give a setting of type {kind}")  # pragma: no cover
 
 
 def _kind(value: Any) -> str:
@@ -346,70 +409,27 @@ def _number(value: Any, where: str) -> float:
     return float(value)
 
 
-def _setting(value: Any, where: str, spec: tuple[str, Any]) -> Any:
-    kind, check = spec
-    if kind == "activation":
-        return _activation(value, where)
-    if kind == "choice":
-        text = _string(value, where)
-        if text not in check:
-            raise InputError(f"{where}: unknown value {text!r}; choose one of {', '.join(check)}")
-        return text
-    number = _integer(value, where) if kind == "int" else _number(value, where)
-    ok, text = check
-    if not ok(number):
-        raise InputError(f"{where} must be {text}, got {number}")
-    return number
-
-
-def _strength(value: Any, where: str, name: str) -> float:
-    number = _number(value, where)
-    if number < 0:
-        raise InputError(f"{where}: a {name} strength cannot be negative, got {number}")
-    if name == "dropout" and number >= 1:
-        raise InputError(f"{where}: dropout is a probability below 1, got {number}")
-    return number
-
-
-def _task(value: Any, where: str):
+def _task(value: Any, where: str) -> Task:
     text = _string(value, where)
-    try:
+    with _at(where):
         return make_task(text)
-    except InputError as exc:
-        raise InputError(f"{where}: {exc}") from None
-
-
-def _activation(value: Any, where: str) -> str:
-    text = _string(value, where)
-    if text not in ACTIVATIONS:
-        raise InputError(
-            f"{where}: unknown activation {text!r}; choose one of {', '.join(ACTIVATIONS)}"
-        )
-    return text
 
 
 def _hidden(value: Any, where: str) -> tuple[int, ...]:
-    """A hidden architecture: ``4``, ``[3, 3]`` or ``"3,3"``."""
-    if isinstance(value, str):
-        try:
-            sizes = [int(p) for p in value.split(",")]
-        except ValueError:
-            raise InputError(
-                f'{where}: hidden sizes {value!r} must be integers like "4" or "3,3"'
-            ) from None
-    elif isinstance(value, list):
-        sizes = [_integer(v, f"{where}[{j}]") for j, v in enumerate(value)]
+    """Hidden layer widths, ``4``, ``[3, 3]`` or ``"3,3"``, checked by ``parse_hidden``."""
+    if isinstance(value, list):
+        spec = ",".join(str(_integer(v, f"{where}[{j}]")) for j, v in enumerate(value))
+    elif isinstance(value, str):
+        spec = value
     else:
-        sizes = [_integer(value, where)]
-    if not sizes:
-        raise InputError(f"{where}: give at least one hidden layer size")
-    if any(s < 1 for s in sizes):
-        raise InputError(f"{where}: hidden layer sizes must be at least 1, got {sizes}")
-    return tuple(sizes)
+        spec = str(_integer(value, where))
+    with _at(where):
+        return parse_hidden(spec)
 
 
 def _seeds(merged: Mapping[str, Any], where: str) -> tuple[int, ...]:
-    value = merged.get("seeds", 30)
+    """A count (from ``seed_start``) or a list of seeds, checked as the trainer does."""
+    value = merged.get("seeds", DEFAULT_SEEDS)
     if isinstance(value, list):
         if not value:
             raise InputError(f"{where}.seeds is empty: give a count or a list of seeds")
@@ -422,9 +442,8 @@ def _seeds(merged: Mapping[str, Any], where: str) -> tuple[int, ...]:
         if not 1 <= count <= MAX_SEEDS:
             raise InputError(f"{where}.seeds must be between 1 and {MAX_SEEDS}, got {count}")
         seeds = list(range(start, start + count))
-    if any(s < 0 for s in seeds):
-        raise InputError(f"{where}.seeds must not be negative")
-    return tuple(seeds)
+    with _at(f"{where}.seeds"):
+        return tuple(_check_seeds(seeds))
 
 
 def _number_label(x: float) -> str:

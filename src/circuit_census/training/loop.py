@@ -24,7 +24,7 @@ See ``docs/training.md`` for the full description, stopping rules and defaults.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,6 +53,8 @@ ADAM_EPS = 1e-8
 SINGLE_THREAD_MAX_ELEMENTS = 4_000_000
 # How often (in epochs) a CUDA run checks whether every model has stopped (a device sync).
 _CUDA_CHECK_EVERY = 25
+# Most progress reports per run (each counts the models still training: a device sync).
+_PROGRESS_REPORTS = 200
 
 
 @dataclass
@@ -165,7 +167,7 @@ def train_models(
     task: Task,
     seeds: Sequence[int],
     config: TrainConfig | None = None,
-    progress: bool = False,
+    progress: Callable[[int, int, int], None] | None = None,
 ) -> list[TrainedModel]:
     """Train one model per seed, all at once; returns them in the order of ``seeds``.
 
@@ -174,6 +176,10 @@ def train_models(
     epochs, or ``epochs`` is reached. ``converged`` means validation accuracy
     ``>= min_accuracy`` and final training MSE ``<= loss_target``; models that did not
     converge are returned too, flagged.
+
+    ``progress(epoch, epochs, n_still_training)``, if given, is called on epochs 1, 1 + k,
+    1 + 2k, ... (``k = max(1, epochs // 200)``) once the stopping rules have been applied:
+    the epoch's number (from 1), the maximum epochs and how many models still train.
     """
     config = config or TrainConfig()
     seeds = _check_seeds(seeds)
@@ -203,7 +209,7 @@ def train_models(
     epochs_done = torch.zeros(n_models, dtype=torch.long, device=device)
     check_every = _CUDA_CHECK_EVERY if device.type == "cuda" else 1
 
-    bar = _ProgressBar(config.epochs, n_models) if progress else None
+    report_every = max(1, config.epochs // _PROGRESS_REPORTS)
     threads = torch.get_num_threads()
     if device.type == "cpu" and n_models * n_samples * max(sizes) <= SINGLE_THREAD_MAX_ELEMENTS:
         torch.set_num_threads(1)
@@ -223,8 +229,8 @@ def train_models(
                 stop = reached | (since >= config.patience)
                 active = active & ~stop
                 epochs_done += active
-            if bar is not None:
-                bar.update(epoch, active)
+            if progress and epoch % report_every == 0:
+                progress(epoch + 1, config.epochs, int(active.sum()))
             if epoch % check_every == 0 and not bool(active.any()):
                 break
             if fast:
@@ -237,8 +243,6 @@ def train_models(
                 )
     finally:
         torch.set_num_threads(threads)
-        if bar is not None:
-            bar.close()
 
     with torch.no_grad():
         final_mse, _ = objective(theta, x, y)
@@ -296,35 +300,3 @@ def _minibatch_epoch(objective, opt, theta, x, y, active, gens, config, model, f
         _, obj = objective(theta, xb, yb, masks)
         obj.sum().backward()
         opt.step(theta, theta.grad, active)
-
-
-class _ProgressBar:
-    """A Rich progress bar over epochs showing how many models are still training."""
-
-    def __init__(self, epochs: int, n_models: int) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-        self.every = max(1, epochs // 200)
-        self.n_models = n_models
-        self.progress = Progress(
-            TextColumn("[progress.description]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("epochs"),
-            transient=True,
-        )
-        self.progress.start()
-        self.task = self.progress.add_task(f"training {n_models} models", total=epochs)
-
-    def update(self, epoch: int, active: torch.Tensor) -> None:
-        if epoch % self.every:
-            return
-        n_active = int(active.sum())
-        self.progress.update(
-            self.task,
-            completed=epoch + 1,
-            description=f"training {self.n_models} models ({n_active} still running)",
-        )
-
-    def close(self) -> None:
-        self.progress.stop()

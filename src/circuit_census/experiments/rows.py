@@ -1,0 +1,99 @@
+"""The row schema of a study, written once: :class:`Row`, one per (condition, seed).
+
+The store's SQL columns (:data:`COLUMNS`), its boolean and JSON columns and the column
+order of exports are all derived from :class:`Row`'s fields: a field's Python type gives
+its SQLite type (``str`` TEXT, ``int`` and ``bool`` INTEGER, ``float`` REAL, a ``dict``
+TEXT holding canonical JSON), and a field's ``constraint`` metadata is added after it.
+``docs/study.md`` says what every column means.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from dataclasses import dataclass, field, fields
+from typing import Any, NamedTuple
+
+import numpy as np
+
+Json = dict[str, Any]
+
+
+def _constraint(text: str) -> Any:
+    return field(metadata={"constraint": text})
+
+
+@dataclass(frozen=True)
+class Row:
+    """One stored result: a trained model of one condition, its census and measures."""
+
+    key: str = _constraint("PRIMARY KEY")  # run_key of ``settings``
+    experiment: str = _constraint("NOT NULL")
+    factor: str  # the row factor (task sweeps: task_complexity)
+    factor_value: float | None  # numeric reading of the level (None: categorical)
+    factor_label: str
+    level: int  # index of the level within the experiment
+    task: str
+    task_complexity: float
+    n_inputs: int
+    n_outputs: int
+    hidden: str  # "4", "3,3"
+    width: int  # widest hidden layer
+    depth: int
+    activation: str
+    l1: float
+    l2: float
+    orthogonality: float
+    dropout: float
+    seed: int
+    converged: bool
+    final_loss: float | None  # None when not finite
+    val_accuracy: float
+    epochs: int
+    n_candidates: int  # summed over outputs
+    n_valid: int
+    n_minimal: int
+    identifiable: bool  # every output has exactly one minimal circuit
+    measures: Json
+    settings: Json  # run_description(condition, seed)
+    valid_stored: int
+    train_seconds: float
+    census_seconds: float
+    created_at: str | None = None  # set by the store when written
+
+    def to_dict(self) -> dict[str, Any]:
+        """The row as ``{column: value}`` (JSON columns still as dicts)."""
+        return {name: getattr(self, name) for name in COLUMN_NAMES}
+
+
+class CircuitSet(NamedTuple):
+    """Circuits stored with a row: one output's minimal or valid circuits."""
+
+    output: int
+    kind: str  # "minimal" or "valid"
+    n_total: int  # how many there are
+    bits: np.ndarray  # the stored ones, (n_stored, n_words) uint64 bitsets
+
+
+_SQL_TYPES = {str: "TEXT", int: "INTEGER", bool: "INTEGER", float: "REAL", dict: "TEXT"}
+
+
+def _base_type(hint: Any) -> type:
+    """``float | None`` -> float, ``dict[str, Any]`` -> dict, ``int`` -> int."""
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        (hint,) = [a for a in typing.get_args(hint) if a is not type(None)]
+    return typing.get_origin(hint) or hint
+
+
+_TYPES = {name: _base_type(hint) for name, hint in typing.get_type_hints(Row).items()}
+
+# (name, SQLite type) of every column, in order.
+COLUMNS: tuple[tuple[str, str], ...] = tuple(
+    (f.name, " ".join(filter(None, (_SQL_TYPES[_TYPES[f.name]], f.metadata.get("constraint")))))
+    for f in fields(Row)
+)
+COLUMN_NAMES = tuple(name for name, _ in COLUMNS)
+BOOL_COLUMNS = tuple(name for name in COLUMN_NAMES if _TYPES[name] is bool)
+JSON_COLUMNS = tuple(name for name in COLUMN_NAMES if _TYPES[name] is dict)
+# The columns of an export, in order: every column but the JSON ones.
+SCALAR_COLUMNS = tuple(name for name in COLUMN_NAMES if name not in JSON_COLUMNS)
