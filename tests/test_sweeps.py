@@ -13,8 +13,9 @@ from circuit_census.experiments.presets import (
     preset_sweep,
     reproduction_sweep,
 )
-from circuit_census.experiments.runner import condition_keys, run_description
-from circuit_census.experiments.sweeps import dump_toml, parse_sweep
+from circuit_census.experiments.sweepfile import dump_toml
+from circuit_census.experiments.sweeps import parse_sweep
+from circuit_census.experiments.work import condition_keys, run_description
 from circuit_census.tasks.boolean import make_task
 from circuit_census.training.config import TrainConfig
 

@@ -1,8 +1,9 @@
 """Where a study's work runs: in this process, in local worker processes, or on a Dask
 distributed cluster. All three run the same task functions and give identical results.
 
-An executor offers ``submit(fn, *args) -> future``, ``wait(futures) -> (done, pending)``
-and ``close()``; futures have ``result()``. Only the process that runs the study (the
+The task functions are those of :mod:`circuit_census.experiments.work`. An executor
+offers ``submit(fn, *args) -> future``, ``wait(futures) -> (done, pending)`` and
+``close()``; futures have ``result()``. Only the process that runs the study (the
 parent) writes to the results store: workers just compute and return.
 """
 

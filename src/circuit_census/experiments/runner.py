@@ -8,22 +8,18 @@ The work runs through an executor (:mod:`circuit_census.experiments.executors`):
 process, local worker processes or a Dask cluster; censuses with at least
 :data:`SHARD_MIN_CANDIDATES` candidates are split into the engine's shards across the
 workers and combined exactly. Only this process writes to the store, one row per
-transaction, as results arrive.
+transaction, as results arrive. What the workers compute, and the rows they return, is
+in :mod:`circuit_census.experiments.work`.
 
 The work units in flight are typed: a :class:`TrainingBatch` (seeds of a condition
 trained together), a :class:`CensusShard` (one shard of a :class:`ShardedCensus`) and a
 :class:`RowTask` (a model's census and measures, or the measures of combined shards),
-whose result is a :class:`FinishedRow`.
-
-Rows for a multi-output task (SPEC: the census is taken per output): ``n_candidates``,
-``n_valid`` and ``n_minimal`` are summed over the outputs, ``identifiable`` means every
-output is identifiable, and ``measures`` lists each output's measures under ``outputs``.
+whose result is a :class:`~circuit_census.experiments.work.FinishedRow`.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -31,16 +27,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from circuit_census import __version__
-from circuit_census.circuits.settings import DEFAULT_MAX_CANDIDATES, CensusSettings, RunOptions
+from circuit_census.circuits.settings import DEFAULT_MAX_CANDIDATES
 from circuit_census.errors import InputError
 from circuit_census.experiments.executors import make_executor
-from circuit_census.experiments.rows import CircuitSet, Row
-from circuit_census.experiments.store import STORE_NAME, Store, canonical_json, run_key
+from circuit_census.experiments.store import STORE_NAME, Store, canonical_json
 from circuit_census.experiments.sweeps import Condition, Sweep, load_sweep, sweep_from_dict
-from circuit_census.network import Network
+from circuit_census.experiments.work import (
+    FinishedRow,
+    TrainedRun,
+    census_outputs,
+    census_size,
+    condition_keys,
+    evaluate_task,
+    finish_task,
+    shard_task,
+    train_task,
+)
 
 # Censuses with at least this many candidates (per output) are sharded across workers.
 SHARD_MIN_CANDIDATES = 2_000_000
@@ -51,29 +54,6 @@ SWEEP_COPY = "sweep.toml"
 # ``progress(done, total, experiment)``: rows stored of the study's total, and the
 # experiment of the row just stored ("study" for the first call, before any row).
 ProgressCallback = Callable[[int, int, str], None]
-
-
-@dataclass
-class TrainedRun:
-    """What the census needs from one trained model (small, cheap to send to a worker)."""
-
-    seed: int
-    network: Network
-    x: np.ndarray  # validation inputs: the evaluation set of the census
-    y: np.ndarray
-    converged: bool
-    final_loss: float
-    val_accuracy: float
-    epochs: int
-    train_seconds: float  # the batched training time divided by the models in the batch
-
-
-@dataclass
-class FinishedRow:
-    """A model's stored row and its circuits, as a worker returns them."""
-
-    row: Row
-    circuits: list[CircuitSet]
 
 
 @dataclass
@@ -93,186 +73,12 @@ class StudySummary:
         )
 
 
-# --------------------------------------------------------------------------- keys
-
-
-def run_description(cond: Condition, seed: int) -> dict[str, Any]:
-    """Everything that determines a (condition, seed) row; its hash is the row's key.
-
-    The full, resolved training configuration (defaults included, device excluded: the
-    study's results are meant not to depend on it), the task's truth table, the census
-    settings, the seed, the experiment it belongs to and the package version.
-    """
-    from circuit_census.tasks.boolean import make_task
-
-    config = cond.training.as_metadata()
-    config.pop("device", None)
-    task = make_task(cond.task)
-    return {
-        "version": __version__,
-        "experiment": cond.experiment,
-        "factor": cond.row_factor,
-        "task": task.name,
-        "table": task.table.tolist(),
-        "training": config,
-        "census": cond.census.to_dict(),
-        "seed": int(seed),
-    }
-
-
-def condition_keys(cond: Condition) -> dict[int, str]:
-    """``seed -> key`` for every seed of a condition."""
-    return {seed: run_key(run_description(cond, seed)) for seed in cond.seeds}
-
-
 def training_batches(seeds: Sequence[int]) -> list[list[int]]:
     """The seeds of a condition in the batches they are trained in: fixed by the sweep
     alone, so that a resumed study trains every model with the batch-mates of an
     uninterrupted run (batched training agrees across batch sizes only to float
     rounding, and a row must not depend on when the study was interrupted)."""
     return [list(seeds[i : i + TRAIN_CHUNK]) for i in range(0, len(seeds), TRAIN_CHUNK)]
-
-
-def output_sizes(cond: Condition, n_inputs: int, n_outputs: int) -> tuple[int, ...]:
-    """Layer sizes of the (per-output) network a census of this condition sees."""
-    return (n_inputs, *cond.hidden, 1 if n_outputs > 1 else n_outputs)
-
-
-def census_size(cond: Condition) -> int:
-    """Candidate circuits of one (per-output) census of a condition's models."""
-    from circuit_census.circuits.space import CircuitSpace
-    from circuit_census.tasks.boolean import make_task
-
-    task = make_task(cond.task)
-    sizes = output_sizes(cond, task.n_inputs, task.n_outputs)
-    return CircuitSpace(sizes, cond.census.compat).count()
-
-
-def census_outputs(n_outputs: int) -> list[int | None]:
-    """The outputs censused one by one (``None``: the single output of the network)."""
-    return [None] if n_outputs == 1 else list(range(n_outputs))
-
-
-# --------------------------------------------------------------------------- tasks
-
-
-def train_task(cond: Condition, seeds: list[int]) -> list[TrainedRun]:
-    """Train ``seeds`` of a condition together (one batched call)."""
-    from circuit_census.tasks.boolean import make_task
-    from circuit_census.training.loop import train_models
-
-    start = time.perf_counter()
-    models = train_models(make_task(cond.task), seeds, cond.training)
-    each = (time.perf_counter() - start) / max(1, len(models))
-    return [
-        TrainedRun(
-            seed=int(m.seed),
-            network=m.network,
-            x=m.val.x,
-            y=m.val.y,
-            converged=bool(m.converged),
-            final_loss=float(m.final_loss),
-            val_accuracy=float(m.val_accuracy),
-            epochs=int(m.epochs),
-            train_seconds=each,
-        )
-        for m in models
-    ]
-
-
-def _census(run: TrainedRun, settings: CensusSettings, output: int | None, shard=None):
-    from circuit_census.circuits.census import census
-
-    options = RunOptions(shard=shard, max_candidates=DEFAULT_MAX_CANDIDATES)
-    return census(run.network, run.x, run.y, settings, options, output=output)
-
-
-def shard_task(
-    run: TrainedRun, settings: CensusSettings, output: int | None, shard: tuple[int, int]
-):
-    """One shard of one output's census."""
-    return _census(run, settings, output, shard)
-
-
-def evaluate_task(cond: Condition, run: TrainedRun, key: str, valid_cap: int) -> FinishedRow:
-    """The whole census of one model (every output), its measures and its row."""
-    outputs = census_outputs(run.network.sizes[-1])
-    results = [_census(run, cond.census, o) for o in outputs]
-    return finish_task(cond, run, key, results, valid_cap)
-
-
-def finish_task(
-    cond: Condition, run: TrainedRun, key: str, results: list, valid_cap: int
-) -> FinishedRow:
-    """Measures and the stored row of a model from its per-output census results
-    (combined shards or whole censuses)."""
-    from circuit_census.measures.uniqueness import census_measures
-    from circuit_census.tasks.boolean import make_task
-
-    per_output, circuits = [], []
-    for o, result in enumerate(results):
-        measures, minimal = census_measures(result)
-        d = measures.to_dict()
-        d["n_candidates"] = int(result.n_candidates)
-        per_output.append(d)
-        circuits.append(CircuitSet(o, "minimal", int(minimal.shape[0]), minimal))
-        circuits.append(CircuitSet(o, "valid", int(result.n_valid), result.valid[:valid_cap]))
-    task = make_task(cond.task)
-    reg = cond.regularizers
-    row = Row(
-        key=key,
-        experiment=cond.experiment,
-        factor=cond.row_factor,
-        factor_value=cond.factor_value,
-        factor_label=cond.factor_label,
-        level=cond.level,
-        task=task.name,
-        task_complexity=float(task.complexity),
-        n_inputs=task.n_inputs,
-        n_outputs=task.n_outputs,
-        hidden=",".join(str(h) for h in cond.hidden),
-        width=max(cond.hidden),
-        depth=len(cond.hidden),
-        activation=cond.activation,
-        l1=reg["l1"],
-        l2=reg["l2"],
-        orthogonality=reg["orthogonality"],
-        dropout=reg["dropout"],
-        seed=run.seed,
-        converged=run.converged,
-        final_loss=_finite_or_none(run.final_loss),
-        val_accuracy=run.val_accuracy,
-        epochs=run.epochs,
-        n_candidates=sum(int(r.n_candidates) for r in results),
-        n_valid=sum(int(r.n_valid) for r in results),
-        n_minimal=sum(d["n_minimal"] for d in per_output),
-        identifiable=all(d["identifiable"] for d in per_output),
-        measures=_measures_json(per_output),
-        settings=run_description(cond, run.seed),
-        valid_stored=sum(min(int(r.n_valid), valid_cap) for r in results),
-        train_seconds=run.train_seconds,
-        census_seconds=sum(float(r.seconds) for r in results),
-    )
-    return FinishedRow(row, circuits)
-
-
-def _measures_json(per_output: list[dict[str, Any]]) -> dict[str, Any]:
-    """The ``measures`` column: one output's measures, or the sums and each output's."""
-    if len(per_output) == 1:
-        return {**per_output[0], "n_outputs": 1}
-    return {
-        "n_outputs": len(per_output),
-        "aggregation": "per-output censuses; counts summed, identifiable = every output",
-        "n_candidates": sum(d["n_candidates"] for d in per_output),
-        "n_valid": sum(d["n_valid"] for d in per_output),
-        "n_minimal": sum(d["n_minimal"] for d in per_output),
-        "identifiable": all(d["identifiable"] for d in per_output),
-        "outputs": per_output,
-    }
-
-
-def _finite_or_none(x: float) -> float | None:
-    return x if math.isfinite(x) else None
 
 
 # --------------------------------------------------------------------------- work units
