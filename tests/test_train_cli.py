@@ -161,3 +161,17 @@ def test_training_bar_is_a_callback_that_leaves_nothing_behind(capsys):
         progress(1, 100, 3)
         progress(51, 100, 1)
     assert capsys.readouterr().out.strip() == ""  # transient: gone once training ends
+
+
+def test_the_same_training_command_writes_byte_identical_files(tmp_path, cli):
+    runs = []
+    for name in ("first", "second"):
+        out = tmp_path / name
+        argv = ["train", "--task", "xor", "--hidden", "3", "--seeds", "0-2", "--epochs", "50"]
+        code, _, stderr = cli([*argv, "--out", str(out), "--quiet"])
+        assert code == 0, stderr
+        runs.append({p.name: p.read_bytes() for p in sorted(out.iterdir())})
+    assert sorted(runs[0]) == sorted(runs[1])
+    assert len(runs[0]) == 7  # three models, three validation sets, summary.csv
+    for name, data in runs[0].items():
+        assert runs[1][name] == data, name
