@@ -14,8 +14,9 @@ import time
 import numpy as np
 import pytest
 
+import circuit_census.experiments.runner as runner
 from circuit_census.errors import InputError
-from circuit_census.experiments.executors import InlineExecutor, make_executor
+from circuit_census.experiments.executors import InlineExecutor, WorkerLost, make_executor
 from circuit_census.experiments.runner import run_study
 from circuit_census.experiments.store import Store
 from circuit_census.experiments.sweeps import parse_sweep
@@ -115,6 +116,169 @@ def test_dask_local_cluster_equals_the_local_run(reference, tmp_path):
         )
     assert "Dask" in summary.executor
     assert table(tmp_path) == reference
+
+
+def distinct_rows(path) -> tuple[int, int]:
+    con = sqlite3.connect(path / "results.sqlite")
+    try:
+        return con.execute("SELECT COUNT(*), COUNT(DISTINCT key) FROM results").fetchone()
+    finally:
+        con.close()
+
+
+def count_resubmits(monkeypatch) -> list:
+    """Record every job the study resubmits after its worker died."""
+    seen = []
+    real = runner._Study.resubmit
+
+    def resubmit(self, job, exc):
+        seen.append((job.describe(), type(exc).__name__))
+        real(self, job, exc)
+
+    monkeypatch.setattr(runner._Study, "resubmit", resubmit)
+    return seen
+
+
+def test_a_local_worker_killed_mid_study_is_replaced_and_no_row_is_lost_or_doubled(
+    reference, tmp_path, monkeypatch
+):
+    import multiprocessing
+
+    resubmitted = count_resubmits(monkeypatch)
+    killed = []
+
+    def kill_a_worker(done, total, experiment):
+        if done >= 1 and not killed:  # a row is stored; more work is in flight
+            worker = multiprocessing.active_children()[0]
+            os.kill(worker.pid, signal.SIGKILL)
+            killed.append(worker.pid)
+
+    summary = run_study(parse_sweep(SWEEP), tmp_path, workers=2, progress=kill_a_worker)
+    assert killed and resubmitted, "no worker died under a task"
+    assert {name for _, name in resubmitted} == {"BrokenProcessPool"}
+    assert (summary.computed, summary.skipped) == (12, 0)
+    assert distinct_rows(tmp_path) == (12, 12)
+    assert table(tmp_path) == reference
+
+
+class LosingExecutor(InlineExecutor):
+    """Runs tasks in this process, but the census of ``victim`` (a seed) loses its worker
+    the first ``losses`` times it is submitted."""
+
+    resubmit_lost = 1
+
+    def __init__(self, victim: int, losses: int) -> None:
+        super().__init__()
+        self.victim, self.losses = victim, losses
+
+    def submit(self, fn, *args):
+        if fn is runner.evaluate_task and args[1].seed == self.victim and self.losses:
+            self.losses -= 1
+            return self._lost()
+        return super().submit(fn, *args)
+
+    def _lost(self):
+        def die():
+            raise ConnectionResetError("worker died")
+
+        return super().submit(die)
+
+    def lost_worker(self, exc):
+        return isinstance(exc, ConnectionResetError)
+
+
+def test_a_task_whose_worker_died_runs_once_more_and_its_row_is_stored_once(
+    reference, tmp_path, monkeypatch
+):
+    resubmitted = count_resubmits(monkeypatch)
+    monkeypatch.setattr(runner, "make_executor", lambda *a: LosingExecutor(victim=1, losses=1))
+    summary = run_study(parse_sweep(SWEEP), tmp_path)
+    assert len(resubmitted) == 1
+    assert summary.computed == 12
+    assert distinct_rows(tmp_path) == (12, 12)
+    assert table(tmp_path) == reference
+
+
+def test_a_task_that_keeps_losing_its_worker_stops_the_study_keeping_the_other_rows(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setattr(runner, "make_executor", lambda *a: LosingExecutor(victim=1, losses=9))
+    with pytest.raises(
+        WorkerLost, match=r"workers died while running the census of l1 0.0, seed 1"
+    ):
+        run_study(parse_sweep(SWEEP), tmp_path)
+    with Store(tmp_path) as store:
+        assert store.integrity_check() == "ok"
+        rows = store.rows()
+    assert rows and all(r["seed"] != 1 for r in rows)  # the rows stored before it are kept
+    assert (tmp_path / ".study.lock").read_text() == ""  # the lock was let go
+
+
+def test_a_dask_worker_killed_mid_task_has_its_task_rerun_and_no_row_lost_or_doubled(
+    reference, tmp_path
+):
+    distributed = pytest.importorskip("distributed")
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        pids = client.run(os.getpid)  # worker address -> process id
+        killed = []
+
+        def kill_a_busy_worker(done, total, experiment):
+            if done >= 1 and not killed:
+                busy = [w for w, keys in client.processing().items() if keys]
+                if busy:
+                    os.kill(pids[busy[0]], signal.SIGKILL)
+                    killed.append(busy[0])
+
+        summary = run_study(
+            parse_sweep(SWEEP), tmp_path, scheduler=cluster.scheduler_address,
+            progress=kill_a_busy_worker,
+        )  # fmt: skip
+        started = {}
+        for key, _, finish, *_ in cluster.scheduler.transition_log:
+            if finish == "processing":
+                started[key] = started.get(key, 0) + 1
+    assert killed, "no worker was busy when the first row was stored"
+    assert max(started.values()) >= 2, "no task was rerun"
+    assert summary.computed == 12
+    assert distinct_rows(tmp_path) == (12, 12)
+    assert table(tmp_path) == reference
+
+
+def test_an_interrupted_study_ends_its_worker_processes_and_keeps_its_rows(tmp_path):
+    import multiprocessing
+
+    before = set(multiprocessing.active_children())
+
+    def interrupt(done, total, experiment):
+        if done >= 1:  # as Ctrl-C would, with work in flight on both workers
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_study(parse_sweep(SWEEP), tmp_path, workers=2, progress=interrupt)
+    assert set(multiprocessing.active_children()) - before == set()  # ended, not left to finish
+    with Store(tmp_path) as store:
+        assert store.integrity_check() == "ok"
+        assert len(store) == 1
+    assert (tmp_path / ".study.lock").read_text() == ""
+
+
+@pytest.mark.skipif(not hasattr(signal, "pthread_sigmask"), reason="POSIX signals")
+def test_local_workers_ignore_ctrl_c_and_leave_it_to_the_study():
+    # Ctrl-C reaches the whole process group; a worker must not raise KeyboardInterrupt
+    # (and print its traceback) but leave the interrupt to the study, which ends it.
+    executor = make_executor(2)
+    try:
+        handler = executor.submit(signal.getsignal, signal.SIGINT).result()
+        blocked = executor.submit(signal.pthread_sigmask, signal.SIG_BLOCK, []).result()
+    finally:
+        executor.close()
+    assert handler == signal.SIG_IGN
+    assert signal.SIGINT not in blocked  # unblocked again once ignored: nothing held back
 
 
 def test_rerun_skips_finished_rows(reference, tmp_path):

@@ -207,3 +207,30 @@ def test_study_bar_counts_stored_rows_and_names_the_last_experiment(capsys):
     with study_progress(True) as progress:
         progress(0, 0, "study")  # an empty study shows no bar
     assert capsys.readouterr().err == ""
+
+
+def test_a_study_stopped_by_dying_workers_says_what_is_kept_and_exits_1(tmp_path, cli, monkeypatch):
+    import circuit_census.experiments.runner as runner
+    from circuit_census.experiments.executors import WorkerLost
+
+    def lose(self, batches):
+        raise WorkerLost("workers died while running the census of l2 0.0, seed 1 (X)")
+
+    monkeypatch.setattr(runner._Study, "run", lose)
+    sweep = tmp_path / "sweep.toml"
+    sweep.write_text(SWEEP)
+    out = tmp_path / "out"
+    code, _, err = cli(["study", "run", str(sweep), "--out", str(out), "-j", "1", "-q"])
+    assert code == 1
+    assert err.splitlines() == [
+        "error: workers died while running the census of l2 0.0, seed 1 (X); "
+        f"0 of 8 rows are stored in {out}; run the same command again to resume"
+    ]
+
+
+def test_study_and_reproduce_help_say_how_to_resume_and_stop(cli):
+    for argv in (["study", "run", "--help"], ["reproduce", "--help"]):
+        code, out, _ = cli(argv)
+        text = " ".join(out.split())
+        assert code == 0
+        assert "resume" in text and "130" in text and "143" in text, text

@@ -1,10 +1,18 @@
-"""Writing result files safely: whole or not at all, with a plain new file's permissions."""
+"""Writing result files safely: whole or not at all, with a plain new file's permissions.
+
+Every temporary file is written next to its target as ``.NAME.*.tmp`` and registered here
+while it exists, so that :func:`remove_temporaries` can delete what is left when the
+process must stop at once (a second Ctrl-C; see ``circuit_census.cli.app``). On an
+ordinary error or a first interrupt the ``except BaseException`` cleanups remove them.
+"""
 
 from __future__ import annotations
 
 import os
 import tempfile
 from pathlib import Path
+
+_TEMPORARIES: set[Path] = set()
 
 
 def new_file_mode() -> int:
@@ -15,16 +23,46 @@ def new_file_mode() -> int:
     return 0o666 & ~umask
 
 
-def atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` then rename onto ``path``: readers never see half a file."""
+def temporary_beside(path: Path) -> tuple[int, Path]:
+    """A new temporary file ``.NAME.*.tmp`` in ``path``'s folder (created if needed), open
+    for writing: its descriptor and path. It stays registered until :func:`forget`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    _TEMPORARIES.add(Path(tmp))
+    return fd, Path(tmp)
+
+
+def forget(tmp: Path) -> None:
+    """``tmp`` was renamed into place or removed: no longer a temporary to clean up."""
+    _TEMPORARIES.discard(Path(tmp))
+
+
+def discard(tmp: Path) -> None:
+    """Remove a temporary file (if still there) and forget it."""
+    Path(tmp).unlink(missing_ok=True)
+    forget(tmp)
+
+
+def remove_temporaries() -> None:
+    """Delete every temporary file this process still has (before stopping at once)."""
+    for tmp in list(_TEMPORARIES):
+        try:
+            discard(tmp)
+        except OSError:
+            pass
+
+
+def atomic_write(path: Path, write) -> None:
+    """Call ``write(tmp_path)`` then rename onto ``path``: readers never see half a file."""
+    path = Path(path)
+    fd, tmp = temporary_beside(path)
     os.close(fd)
     try:
-        write(Path(tmp))
+        write(tmp)
         os.chmod(tmp, new_file_mode())
         os.replace(tmp, path)
+        forget(tmp)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        discard(tmp)
         raise

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import struct
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ import numpy as np
 
 from circuit_census.circuits.space import CircuitSpace
 from circuit_census.errors import InputError
-from circuit_census.files import new_file_mode
+from circuit_census.files import discard, forget, new_file_mode, temporary_beside
 
 MAGIC = b"CCIRCS1\n"
 
@@ -31,17 +30,22 @@ class CircuitFileWriter:
         self.path = Path(path)
         self.space = space
         self.count = 0
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(
-            prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent
-        )
-        self._tmp = Path(tmp)
-        self._fh = os.fdopen(fd, "wb")
+        fd, self._tmp = temporary_beside(self.path)
+        try:
+            self._fh = os.fdopen(fd, "wb")
+        except BaseException:
+            os.close(fd)
+            discard(self._tmp)
+            raise
         meta = {"sizes": list(space.sizes), "compat": space.compat, "n_words": space.n_words}
         meta.update(header or {})
         blob = json.dumps(meta, sort_keys=True).encode()
         pad = (-(len(MAGIC) + 4 + len(blob))) % 8
-        self._fh.write(MAGIC + struct.pack("<I", len(blob) + pad) + blob + b" " * pad)
+        try:
+            self._fh.write(MAGIC + struct.pack("<I", len(blob) + pad) + blob + b" " * pad)
+        except BaseException:
+            self.discard()
+            raise
 
     def add(self, bits: np.ndarray) -> None:
         """Append ``(n, n_words)`` bitsets."""
@@ -54,11 +58,14 @@ class CircuitFileWriter:
         self._fh.close()
         os.chmod(self._tmp, new_file_mode())
         os.replace(self._tmp, self.path)
+        forget(self._tmp)
 
     def discard(self) -> None:
         """Drop the partial file (on error)."""
-        self._fh.close()
-        self._tmp.unlink(missing_ok=True)
+        try:
+            self._fh.close()
+        finally:
+            discard(self._tmp)
 
 
 def read_circuits(path: Path) -> tuple[dict[str, Any], np.ndarray]:

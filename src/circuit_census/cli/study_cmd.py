@@ -33,6 +33,7 @@ EXPORT_MEASURES = (
 )
 
 _WORKERS_HELP = "Local worker processes (default: one per CPU core; 1 = this process only)."
+
 _SCHEDULER_HELP = (
     "Run on a Dask distributed cluster at this scheduler address (tcp://HOST:PORT) "
     "instead of local processes; needs pip install 'circuit-census\\[dask]'."
@@ -47,14 +48,49 @@ def study_run(
     scheduler: str | None = typer.Option(None, "--scheduler", help=_SCHEDULER_HELP),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
-    """Run a study (or resume it: finished rows are kept and skipped)."""
-    from circuit_census.experiments.runner import run_study
+    """Run a study (or resume it: finished rows are kept and skipped).
+
+    Ctrl-C (exit code 130) or SIGTERM (143) stops it cleanly, keeping
+    every row stored so far; a second Ctrl-C stops at once. One run at a
+    time per directory: a second is refused (exit code 2).
+    """
     from circuit_census.experiments.sweeps import load_sweep
 
     parsed = load_sweep(sweep)
-    with study_progress(show_bar(quiet, sys.stderr)) as progress:
-        summary = run_study(parsed, out, workers=workers, scheduler=scheduler, progress=progress)
+    summary = _run_study(parsed, out, workers, scheduler, quiet)
     typer.echo(summary.line())
+
+
+def _run_study(sweep, out: Path, workers: int | None, scheduler: str | None, quiet: bool):
+    """Run the study; interrupted, note on the exception how many rows are kept (the
+    line ``main`` prints); stopped by dying workers, say so in one line (exit code 1)."""
+    from circuit_census.experiments.executors import WorkerLost
+    from circuit_census.experiments.runner import run_study
+
+    try:
+        with study_progress(show_bar(quiet, sys.stderr)) as progress:
+            return run_study(sweep, out, workers=workers, scheduler=scheduler, progress=progress)
+    except WorkerLost as exc:
+        sys.stderr.write(f"error: {exc}; {_kept_rows(sweep, out)}\n")
+        raise SystemExit(1) from None
+    except (Exception, SystemExit):
+        raise
+    except BaseException as exc:  # an interrupt (SIGINT, SIGTERM)
+        exc.kept = _kept_rows(sweep, out)
+        raise
+
+
+def _kept_rows(sweep, out: Path) -> str:
+    """``37 of 160 rows are stored in DIR; run the same command again to resume``."""
+    from circuit_census.experiments.runner import study_status
+
+    try:
+        stored, total = study_status(sweep, out)
+    except Exception:  # noqa: BLE001 - the line must still be printed
+        return f"the rows stored so far are kept in {out}; run the same command again to resume"
+    if stored == total:
+        return f"all {total} rows are stored in {out}"
+    return f"{stored} of {total} rows are stored in {out}; run the same command again to resume"
 
 
 @study_app.command("preset")
@@ -179,19 +215,31 @@ def reproduce(
 
     The experiments are l1, orthogonality, capacity and task complexity (see
     docs/study.md); report.md and report.html go into the study directory.
+
+    Run it again to resume: finished rows are kept and skipped. Ctrl-C
+    (exit code 130) or SIGTERM (143) stops it cleanly, keeping every row
+    stored so far; a second Ctrl-C stops at once. One run at a time per
+    directory: a second is refused (exit code 2).
     """
     from circuit_census.experiments.presets import reproduction_sweep
-    from circuit_census.experiments.runner import run_study
 
     started = time.perf_counter()
     sweep = reproduction_sweep(quick=quick)
-    with study_progress(show_bar(quiet, sys.stderr)) as progress:
-        summary = run_study(sweep, out, workers=workers, scheduler=scheduler, progress=progress)
+    summary = _run_study(sweep, out, workers, scheduler, quiet)
     typer.echo(summary.line())
     try:
         from circuit_census.analysis.report import write_report
     except ImportError:  # pragma: no cover - the report module ships with the package
         typer.echo("the report module is not available; results are in the store", err=True)
         return
-    md, html = write_report(Path(out))
+    try:
+        md, html = write_report(Path(out))
+    except (Exception, SystemExit):
+        raise
+    except BaseException as exc:  # an interrupt while writing the report
+        exc.kept = (
+            f"all {summary.total} rows are stored in {out} but the report is not finished; "
+            "run the same command again to write it"
+        )
+        raise
     typer.echo(f"report: {md} and {html} ({time.perf_counter() - started:.0f} s in all)")

@@ -148,8 +148,14 @@ def train(
     from circuit_census.training.loop import train_models
 
     show = show_bar(quiet, sys.stdout)
-    with training_progress(show, len(seed_list), config.epochs) as progress:
-        models = train_models(the_task, seed_list, config, progress=progress)
+    try:
+        with training_progress(show, len(seed_list), config.epochs) as progress:
+            models = train_models(the_task, seed_list, config, progress=progress)
+    except (Exception, SystemExit):
+        raise
+    except BaseException as exc:  # an interrupt (SIGINT, SIGTERM): say what was kept
+        exc.kept = f"training stopped; nothing was written to {out}"
+        raise
     write_models(out, the_task.name, models, config)
     _report(models, the_task.name, config, out, quiet)
 
@@ -176,13 +182,24 @@ def model_metadata(task_name: str, model: TrainedModel, config: TrainConfig) -> 
 
 def write_models(out: Path, task_name: str, models: list[TrainedModel], config: TrainConfig):
     """``seed-N.safetensors`` and ``seed-N.npz`` (validation set) per model, then
-    ``summary.csv``, each written atomically."""
+    ``summary.csv``, each written atomically (interrupted, the files written are whole)."""
     out.mkdir(parents=True, exist_ok=True)
-    for m in models:
-        save_model(
-            out / f"seed-{m.seed}.safetensors", m.network, model_metadata(task_name, m, config)
+    written = 0
+    try:
+        for m in models:
+            save_model(
+                out / f"seed-{m.seed}.safetensors", m.network, model_metadata(task_name, m, config)
+            )
+            save_data(out / f"seed-{m.seed}.npz", m.val.x, m.val.y)
+            written += 1
+    except (Exception, SystemExit):
+        raise
+    except BaseException as exc:  # an interrupt while writing
+        exc.kept = (
+            f"{written} of {len(models)} models were written to {out} (no summary.csv); "
+            "run the same command again to write them all"
         )
-        save_data(out / f"seed-{m.seed}.npz", m.val.x, m.val.y)
+        raise
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(SUMMARY_FIELDS)

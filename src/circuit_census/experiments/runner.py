@@ -15,6 +15,17 @@ The work units in flight are typed: a :class:`TrainingBatch` (seeds of a conditi
 trained together), a :class:`CensusShard` (one shard of a :class:`ShardedCensus`) and a
 :class:`RowTask` (a model's census and measures, or the measures of combined shards),
 whose result is a :class:`~circuit_census.experiments.work.FinishedRow`.
+
+One run at a time: :func:`run_study` holds the study directory's lock
+(:class:`~circuit_census.experiments.store.StudyLock`) while it runs, and a second run
+on the same directory is refused at once (:class:`~circuit_census.experiments.store.
+StudyBusy`). Interrupted (Ctrl-C, SIGTERM, an error), it drops the work in flight, stops
+its workers and closes the store: every row stored so far is whole and kept, and
+:func:`study_status` says how many; running the study again resumes it. A task that
+fails because its worker died is resubmitted as the executor allows (``resubmit_lost``:
+once for local processes; never on Dask, whose scheduler has rerun it already), then
+the study stops with :class:`~circuit_census.experiments.executors.WorkerLost`. A row is
+stored when its result arrives, once (its key is the store's primary key in any case).
 """
 
 from __future__ import annotations
@@ -30,8 +41,8 @@ from typing import Any
 from circuit_census import __version__
 from circuit_census.circuits.settings import DEFAULT_MAX_CANDIDATES
 from circuit_census.errors import InputError
-from circuit_census.experiments.executors import make_executor
-from circuit_census.experiments.store import STORE_NAME, Store, canonical_json
+from circuit_census.experiments.executors import WorkerLost, make_executor
+from circuit_census.experiments.store import STORE_NAME, Store, StudyLock, canonical_json
 from circuit_census.experiments.sweeps import Condition, Sweep, load_sweep, sweep_from_dict
 from circuit_census.experiments.work import (
     FinishedRow,
@@ -142,6 +153,27 @@ class RowTask:
 Unit = TrainingBatch | CensusShard | RowTask
 
 
+@dataclass(frozen=True)
+class _Job:
+    """A submitted work unit and the call that computes it (to resubmit it)."""
+
+    unit: Unit
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+    retries: int = 0
+
+    def describe(self) -> str:
+        unit = self.unit
+        if isinstance(unit, TrainingBatch):
+            c, seeds = unit.condition, unit.seeds
+            return f"the training of {c.experiment} {c.factor_label}, seeds {seeds[0]}-{seeds[-1]}"
+        if isinstance(unit, CensusShard):
+            c, seed = unit.census.condition, unit.census.run.seed
+            return f"a census shard of {c.experiment} {c.factor_label}, seed {seed}"
+        c, seed = self.args[0], self.args[1].seed  # (condition, trained run, key, ...)
+        return f"the census of {c.experiment} {c.factor_label}, seed {seed}"
+
+
 # --------------------------------------------------------------------------- the study
 
 
@@ -223,15 +255,33 @@ def run_study(
     executor = make_executor(workers, scheduler)  # bad options fail before anything is written
     ok = False
     try:
-        store = Store(out_dir / STORE_NAME)
-        try:
-            summary = _run(sweep, out_dir, store, executor, progress, shard_min_candidates, started)
-        finally:
-            store.close()
+        with StudyLock(out_dir):  # refuses at once if another run works on out_dir
+            store = Store(out_dir / STORE_NAME)
+            try:
+                summary = _run(
+                    sweep, out_dir, store, executor, progress, shard_min_candidates, started
+                )
+            finally:
+                store.close()
         ok = True
         return summary
     finally:
         executor.close(cancel=not ok)
+
+
+def study_status(
+    sweep: Sweep | Mapping[str, Any] | str | Path, out_dir: str | Path
+) -> tuple[int, int]:
+    """``(stored, total)``: how many of the sweep's (condition, seed) rows the store in
+    ``out_dir`` holds, and how many the sweep asks for (read only; safe while a run
+    writes, and after one was interrupted)."""
+    sweep = as_sweep(sweep)
+    wanted = {k for cond in sweep.conditions for k in condition_keys(cond).values()}
+    path = Path(out_dir) / STORE_NAME
+    if not path.is_file():
+        return 0, len(wanted)
+    with Store(path) as store:
+        return len(wanted & store.keys()), len(wanted)
 
 
 def _run(
@@ -270,7 +320,7 @@ class _Study:
     total: int
     skipped: int
     computed: int = 0
-    pending: dict[Any, Unit] = field(default_factory=dict)  # future -> its work unit
+    pending: dict[Any, _Job] = field(default_factory=dict)  # future -> its job
 
     def run(self, batches: deque[TrainingBatch]) -> None:
         """Train the batches (a few at a time) and follow each result to its row."""
@@ -281,16 +331,36 @@ class _Study:
                 self.submit(batch, train_task, batch.condition, list(batch.seeds))
             done, _ = self.executor.wait(list(self.pending))
             for future in [f for f in self.pending if f in done]:
-                unit = self.pending.pop(future)
+                job = self.pending.pop(future)
+                try:
+                    result = future.result()
+                except Exception as exc:
+                    if not self.executor.lost_worker(exc):
+                        raise
+                    self.resubmit(job, exc)
+                    continue
+                unit = job.unit
                 if isinstance(unit, TrainingBatch):
-                    self.trained(unit, future.result())
+                    self.trained(unit, result)
                 elif isinstance(unit, CensusShard):
-                    self.shard_done(unit, future.result())
+                    self.shard_done(unit, result)
                 else:
-                    self.store_row(future.result())
+                    self.store_row(result)
 
     def submit(self, unit: Unit, fn: Callable[..., Any], *args: Any) -> None:
-        self.pending[self.executor.submit(fn, *args)] = unit
+        job = _Job(unit, fn, args)
+        self.pending[self.executor.submit(fn, *args)] = job
+
+    def resubmit(self, job: _Job, exc: BaseException) -> None:
+        """Run a job again whose worker died under it (its result never arrived, so
+        nothing of it is stored), or give up once the executor's retries are spent."""
+        if job.retries >= self.executor.resubmit_lost:
+            raise WorkerLost(
+                f"workers died while running {job.describe()} "
+                f"({type(exc).__name__}; out of memory?)"
+            ) from exc
+        again = _Job(job.unit, job.fn, job.args, job.retries + 1)
+        self.pending[self.executor.submit(job.fn, *job.args)] = again
 
     def trained(self, batch: TrainingBatch, runs: list[TrainedRun]) -> None:
         """Start the census of each trained model whose row is missing."""

@@ -14,12 +14,18 @@ Tables:
   ``n_total`` (how many there are) and ``n_stored`` (how many are kept: all minimal
   circuits, valid circuits up to the study's cap).
 - ``meta``: schema version and free-form study information.
+
+One run at a time writes a study: :class:`StudyLock` holds an exclusive ``flock`` on
+``DIR/.study.lock`` for the run's lifetime (readers take no lock). The lock dies with its
+process, so a killed run never blocks the next one.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import socket
 import sqlite3
 import time
 import zlib
@@ -41,6 +47,7 @@ from circuit_census.experiments.rows import (
 )
 
 STORE_NAME = "results.sqlite"
+LOCK_NAME = ".study.lock"
 SCHEMA_VERSION = 1
 
 
@@ -291,3 +298,88 @@ class Store:
 
     def integrity_check(self) -> str:
         return str(self._con.execute("PRAGMA integrity_check").fetchone()[0])
+
+
+class StudyBusy(InputError):
+    """Another run holds the study directory's lock."""
+
+
+class StudyLock:
+    """The exclusive right to write the study in ``study_dir`` (created if needed).
+
+    ``flock(LOCK_EX | LOCK_NB)`` on ``DIR/.study.lock``: taken at once or refused with
+    :class:`StudyBusy` naming the holder's process. The holder writes ``pid host`` into
+    the file only once it has the lock, and empties it again before letting go, so a PID
+    in the file names a live run (a run killed with ``kill -9`` leaves its PID behind,
+    but also leaves the lock free: the next run takes it and writes its own). On
+    platforms without ``fcntl`` there is no lock.
+    """
+
+    def __init__(self, study_dir: str | Path) -> None:
+        self.dir = Path(study_dir)
+        self.path = self.dir / LOCK_NAME
+        self._fd: int | None = None
+
+    def acquire(self) -> StudyLock:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX
+            return self
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise InputError(f"cannot create the lock file {self.path}: {exc}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise StudyBusy(
+                f"another run ({self._holder()}) is working on {self.dir}; "
+                "wait for it to finish or stop it"
+            ) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
+        except OSError:  # the lock is what counts; the PID is for the message
+            pass
+        return self
+
+    def _holder(self) -> str:
+        """``pid N`` (``on HOST`` when another machine) of the run holding the lock; it
+        writes them just after taking the lock, so wait a moment for them."""
+        deadline = time.monotonic() + 1.0
+        while True:
+            try:
+                text = self.path.read_text(encoding="utf-8", errors="replace").split()
+            except OSError:
+                text = []
+            if text or time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
+        if not text or not text[0].isdigit():
+            return "process unknown"
+        if len(text) > 1 and text[1] != socket.gethostname():
+            return f"pid {text[0]} on {text[1]}"
+        return f"pid {text[0]}"
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        fd, self._fd = self._fd, None
+        try:
+            os.ftruncate(fd, 0)  # no stale PID once nobody holds the lock
+        except OSError:
+            pass
+        finally:
+            os.close(fd)  # closing the last descriptor releases the lock
+
+    def __enter__(self) -> StudyLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
