@@ -298,6 +298,24 @@ def test_joint_census_of_multi_output_network_equals_reference():
         assert (result.n_candidates, as_flags(result)) == (n_ref, valid_ref)
 
 
+def test_valid_circuits_are_listed_by_size_then_edge_list():
+    rng = np.random.default_rng(13)
+    net = random_network(rng, (2, 4, 1), "relu", "identity")
+    x, _ = xor_like_data(rng, 2, 1)
+    settings = CensusSettings(threshold=float(0.5 * np.var(net.forward(x))))
+    whole = census(net, x, settings=settings)
+    assert 1 < whole.n_valid < whole.n_candidates
+
+    def edges(bits) -> list[int]:
+        masks = whole.space.bits_to_masks(bits)
+        return [int(e) for e in np.flatnonzero(np.concatenate([m.reshape(-1) for m in masks]))]
+
+    edge_lists = [edges(bits) for bits in whole.valid]
+    assert edge_lists == sorted(edge_lists, key=lambda edges: (len(edges), edges))
+    parts = [census(net, x, settings=settings, options=RunOptions(shard=(i, 3))) for i in range(3)]
+    assert np.array_equal(combine_results(parts[::-1]).valid, whole.valid)
+
+
 def test_network_without_hidden_layer():
     rng = np.random.default_rng(8)
     net = random_network(rng, (3, 1), "relu", "sigmoid")
@@ -323,10 +341,13 @@ def members_error(act_name, z, target, weight, criterion, limit, compat=False):
 @pytest.mark.parametrize("out_act", ACTIVATIONS)
 @pytest.mark.parametrize("criterion", ["mse", "accuracy", "rounded"])
 def test_interval_decision_never_contradicts_a_member_of_the_family(out_act, criterion):
+    from circuit_census.activations import TABLE
     from circuit_census.circuits.engine import kernels
+    from circuit_census.circuits.engine.structures import Rule
 
     rng = np.random.default_rng(sum(map(ord, out_act + criterion)))
     code = {"mse": kernels.MSE, "accuracy": kernels.ACCURACY, "rounded": kernels.ACCURACY_ROUNDED}
+    act_code = TABLE[out_act].code
     decided = {-1: 0, 0: 0, 1: 0}
     for _ in range(400):
         n = 12
@@ -345,19 +366,30 @@ def test_interval_decision_never_contradicts_a_member_of_the_family(out_act, cri
             limit = centre * float(rng.uniform(0.3, 3.0)) + 1e-3
         else:
             limit = float(rng.integers(0, weight.sum() + 1))
-        verdict = kernels.interval_decision(
-            z, lo, hi, np.zeros(n), target, weight, 1, kernels.ACT_CODES[out_act],
-            kernels.activation_table(kernels.ACT_CODES[out_act]), code[criterion], limit,
-        )  # fmt: skip
+        rule = Rule(
+            activation=act_code,
+            table=kernels.activation_table(act_code),
+            criterion=code[criterion],
+            budget=limit,
+            n_out=1,
+            target=target,
+            weight=weight,
+        )
+        verdict = kernels.interval_decision(z, lo, hi, np.zeros(n), rule)
         decided[verdict] += 1
         # members: both ends of every interval, and points inside
         members = z + np.concatenate(
             [lo[None], hi[None], lo + (hi - lo) * rng.random((64, n))], axis=0
         )
         ok = members_error(
-            out_act, members, target, weight, "mse" if criterion == "mse" else "accuracy",
-            limit, compat=criterion == "rounded",
-        )  # fmt: skip
+            out_act,
+            members,
+            target,
+            weight,
+            "mse" if criterion == "mse" else "accuracy",
+            limit,
+            compat=criterion == "rounded",
+        )
         if verdict == 1:
             assert ok.all()
         elif verdict == -1:
@@ -369,9 +401,9 @@ def test_interval_decision_never_contradicts_a_member_of_the_family(out_act, cri
 @pytest.mark.parametrize("criterion", ["mse", "accuracy"])
 @pytest.mark.parametrize("leaf", [1, 16])
 def test_bounds_change_no_verdict_of_scoring_every_pair(out_act, criterion, leaf, monkeypatch):
-    import circuit_census.circuits.census as engine
+    import circuit_census.circuits.engine.bounds as bounds
 
-    monkeypatch.setattr(engine, "PAIR_LEAF", leaf)
+    monkeypatch.setattr(bounds, "PAIR_LEAF", leaf)
     rng = np.random.default_rng(sum(map(ord, out_act + criterion)) + leaf)
     bounded = by_pairs = 0
     for sizes, output in [((2, 7, 1), None), ((2, 3, 3, 1), None), ((2, 4, 2), "joint")]:
@@ -399,9 +431,9 @@ def test_bounds_change_no_verdict_of_scoring_every_pair(out_act, criterion, leaf
 @pytest.mark.parametrize("sizes", [(2, 6, 1), (2, 3, 2, 1)])
 @pytest.mark.parametrize("criterion", ["mse", "accuracy"])
 def test_union_of_shards_is_exactly_the_census(sizes, criterion, monkeypatch):
-    import circuit_census.circuits.census as engine
+    import circuit_census.circuits.engine.plan as plan
 
-    monkeypatch.setattr(engine, "BLOCK_ELEMENTS", 64)  # many small work units
+    monkeypatch.setattr(plan, "BLOCK_ELEMENTS", 64)  # many small work units
     rng = np.random.default_rng(9)
     net = random_network(rng, sizes, "relu", "identity")
     x, y = xor_like_data(rng, 2, 1)

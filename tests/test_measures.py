@@ -141,6 +141,29 @@ def test_sort_circuits_order() -> None:
     assert got == [frozenset({0}), frozenset({1, 5}), frozenset({3, 4}), frozenset({1, 2, 3})]
 
 
+@pytest.mark.parametrize("n_words", [1, 2, 3])
+def test_the_one_canonical_order_is_size_then_sorted_edge_lists(n_words: int) -> None:
+    """``sort_circuits`` (the order of census results, shards combined, and minimal
+    circuits) equals its definition on random bitsets, multi-word ones included."""
+    from circuit_census.circuits import census, space
+
+    assert sort_circuits is space.sort_circuits is census.sort_circuits
+    rng = np.random.default_rng(n_words)
+    n_edges = 64 * n_words - int(rng.integers(0, 8))
+    for density in (0.03, 0.3, 0.5, 0.95):
+        flags = rng.random((600, n_edges)) < density
+        flags[400:500] = flags[:100]  # duplicates
+        # rows that agree on all but their last edges: ties broken in the last word
+        flags[500:, : n_edges - 5] = flags[100:200, : n_edges - 5]
+        flags[0] = False  # the empty set
+        flags[1, n_edges - 1] = True
+        bits = bools_to_bits(flags, n_words)
+        ordered = bits_to_bools(sort_circuits(bits), n_edges)
+        got = [[int(e) for e in np.flatnonzero(f)] for f in ordered]
+        lists = [[int(e) for e in np.flatnonzero(f)] for f in flags]
+        assert got == sorted(lists, key=lambda edges: (len(edges), edges))
+
+
 def test_minimal_of_empty_and_bad_input() -> None:
     assert minimal_circuits(np.zeros((0, 2), dtype=np.uint64)).shape == (0, 2)
     with pytest.raises(InputError):

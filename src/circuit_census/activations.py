@@ -1,11 +1,13 @@
 """The activation functions, in one table that every stage reads (NumPy, kernels, PyTorch).
 
 Each entry names the function as users write it, gives its float64 NumPy form, the integer
-code the compiled census kernels dispatch on, and its largest slope (a Lipschitz bound).
+code the compiled census kernels dispatch on, its largest slope (a Lipschitz bound) and the
+range of its values (the census bounds saturating activations by their limits).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -18,12 +20,15 @@ LEAKY_SLOPE = 0.01  # slope of leaky_relu below zero (SPEC, "Network")
 
 @dataclass(frozen=True)
 class Activation:
-    """One activation: its name, NumPy form, kernel code and largest slope."""
+    """One activation: its name, NumPy form, kernel code, largest slope, and the infimum
+    ``lower`` and supremum ``upper`` of its values."""
 
     name: str
     apply: Callable[[np.ndarray], np.ndarray]
     code: int
     max_slope: float
+    lower: float = -math.inf
+    upper: float = math.inf
 
 
 def _leaky_relu(z: np.ndarray) -> np.ndarray:
@@ -37,10 +42,10 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
 TABLE: dict[str, Activation] = {
     a.name: a
     for a in (
-        Activation("relu", lambda z: np.maximum(z, 0.0), 0, 1.0),
+        Activation("relu", lambda z: np.maximum(z, 0.0), 0, 1.0, lower=0.0),
         Activation("leaky_relu", _leaky_relu, 1, 1.0),
-        Activation("tanh", np.tanh, 2, 1.0),
-        Activation("sigmoid", _sigmoid, 3, 0.25),
+        Activation("tanh", np.tanh, 2, 1.0, lower=-1.0, upper=1.0),
+        Activation("sigmoid", _sigmoid, 3, 0.25, lower=0.0, upper=1.0),
         Activation("identity", lambda z: z, 4, 1.0),
     )
 }

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from math import comb
 
 import numpy as np
@@ -53,12 +53,12 @@ class CircuitSpace:
     def n_layers(self) -> int:
         return len(self.sizes) - 1
 
-    @property
+    @cached_property
     def layer_shapes(self) -> tuple[tuple[int, int], ...]:
         """``(n_l, n_{l-1})`` for each weight layer."""
         return tuple((self.sizes[i + 1], self.sizes[i]) for i in range(self.n_layers))
 
-    @property
+    @cached_property
     def edge_offsets(self) -> tuple[int, ...]:
         """Index of each layer's first edge; the last entry is the number of edges."""
         offs = [0]
@@ -164,5 +164,45 @@ def bits_to_bools(bits: np.ndarray, n_edges: int) -> np.ndarray:
 
 def popcount(bits: np.ndarray) -> np.ndarray:
     """Number of edges in each circuit of an ``(n, n_words)`` bitset array."""
-    raw = np.ascontiguousarray(bits.astype("<u8")).view(np.uint8)
-    return np.unpackbits(raw, axis=1).sum(axis=1, dtype=np.int64)
+    words = np.ascontiguousarray(bits, dtype=np.uint64)
+    if hasattr(np, "bitwise_count"):  # NumPy 2
+        counts = np.bitwise_count(words)
+    else:
+        raw = words.view(np.uint8)
+        counts = _BYTE_POPCOUNT[raw]
+    return counts.sum(axis=1, dtype=np.int64)
+
+
+_BYTE_POPCOUNT = np.array([bin(b).count("1") for b in range(256)], dtype=np.uint8)
+_BYTE_REVERSED = np.array([int(f"{b:08b}"[::-1], 2) for b in range(256)], dtype=np.uint8)
+
+
+def _reversed_words(bits: np.ndarray) -> np.ndarray:
+    """Each uint64 word with its bit order reversed (bit 0 becomes bit 63)."""
+    raw = np.ascontiguousarray(bits, dtype="<u8").view(np.uint8)
+    n, n_bytes = raw.shape
+    flipped = _BYTE_REVERSED[raw].reshape(n, n_bytes // 8, 8)[:, :, ::-1]
+    return np.ascontiguousarray(flipped).view("<u8").reshape(n, n_bytes // 8).astype(np.uint64)
+
+
+def sort_circuits(bits: np.ndarray) -> np.ndarray:
+    """Circuits in the canonical order: by number of edges, then by their sorted edge-index
+    lists (lexicographically: a circuit holding a lower-numbered edge comes first).
+
+    Among circuits of one size, the one holding the lowest edge of their symmetric
+    difference comes first; with each word's bits reversed (edge ``64 w`` as its most
+    significant bit) that is the larger word, word 0 first. So it sorts by popcount
+    ascending, then by each reversed word descending: integer keys, no bit matrix.
+    """
+    bits = np.asarray(bits)
+    if bits.ndim != 2:
+        raise InputError(f"circuits must be an (n, n_words) bitset array, got shape {bits.shape}")
+    if not np.issubdtype(bits.dtype, np.integer):
+        raise InputError(f"circuit bitsets must be uint64, got {bits.dtype}")
+    bits = np.ascontiguousarray(bits, dtype=np.uint64)
+    if bits.shape[0] <= 1:
+        return bits.copy()
+    descending = ~_reversed_words(bits)  # ascending order of ~w is descending order of w
+    sizes = popcount(bits).astype(np.uint16)  # a radix sort's key
+    keys = [descending[:, w] for w in range(bits.shape[1] - 1, -1, -1)] + [sizes]
+    return bits[np.lexsort(keys)]

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numba
 import numpy as np
 
-from circuit_census.circuits.space import CircuitSpace, bits_to_bools, popcount
+from circuit_census.circuits.space import CircuitSpace, bits_to_bools, popcount, sort_circuits
 from circuit_census.errors import InputError
 from circuit_census.network import Network
 from circuit_census.tasks.complexity import effective_rank
@@ -154,18 +154,6 @@ def _check_bits(valid: np.ndarray, space: CircuitSpace | None = None) -> np.ndar
             f"circuit bitsets have {bits.shape[1]} words; the space has {space.n_words}"
         )
     return np.ascontiguousarray(bits)
-
-
-def sort_circuits(bits: np.ndarray) -> np.ndarray:
-    """Circuits in the canonical order: by number of edges, then by their sorted edge-index
-    lists (lexicographically: a circuit holding a lower-numbered edge comes first)."""
-    bits = _check_bits(bits)
-    if bits.shape[0] <= 1:
-        return bits.copy()
-    flags = bits_to_bools(bits, bits.shape[1] * 64)
-    # np.lexsort: the last key is the primary one.
-    keys = [~flags[:, e] for e in range(flags.shape[1] - 1, -1, -1)] + [popcount(bits)]
-    return bits[np.lexsort(keys)]
 
 
 def minimal_circuits(valid: np.ndarray) -> np.ndarray:
@@ -330,28 +318,37 @@ class Measures:
         }
 
     def summary_lines(self) -> list[str]:
-        """A few lines for a person (the census summary)."""
+        """A few lines for a person (the census summary); a measure that is undefined (no
+        valid circuit, no pair) is said in words, never as "n/a"."""
+        if self.n_valid == 0 or self.min_edges is None or self.min_nodes is None:
+            return ["no valid circuit"]
 
-        def num(x: float | None) -> str:
-            return "n/a" if x is None else f"{x:.3f}"
+        def count(n: int, noun: str) -> str:
+            return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
-        est = (
-            f" (estimated from {self.n_pairs_sampled:,} sampled pairs, seed {self.seed})"
-            if self.pairs_estimated
-            else ""
-        )
         ident = "yes" if self.identifiable else "no"
         lines = [
             f"valid circuits: {self.n_valid:,}; minimal: {self.n_minimal:,} "
             f"(identifiable: {ident})",
-            f"smallest valid circuit: {self.min_edges if self.min_edges is not None else 'n/a'}"
-            f" edges, {self.min_nodes if self.min_nodes is not None else 'n/a'} nodes",
-            f"pairs of valid circuits: {self.n_pairs:,}; mean Jaccard {num(self.mean_jaccard)},"
-            f" nested {num(self.nested_fraction)}, edge-disjoint {self.n_disjoint_pairs:,}{est}",
+            f"smallest valid circuit: {count(self.min_edges, 'edge')}, "
+            f"{count(self.min_nodes, 'node')}",
         ]
-        if self.n_minimal > 1:
+        if self.n_pairs == 0 or self.mean_jaccard is None or self.nested_fraction is None:
+            lines.append("pairs of valid circuits: none (one valid circuit)")
+        else:
+            est = (
+                f" (estimated from {self.n_pairs_sampled:,} sampled pairs, seed {self.seed})"
+                if self.pairs_estimated
+                else ""
+            )
             lines.append(
-                f"minimal circuits: mean Jaccard {num(self.minimal_mean_jaccard)}, "
+                f"pairs of valid circuits: {self.n_pairs:,}; mean Jaccard "
+                f"{self.mean_jaccard:.3f}, nested {self.nested_fraction:.3f}, "
+                f"edge-disjoint {self.n_disjoint_pairs:,}{est}"
+            )
+        if self.n_minimal > 1 and self.minimal_mean_jaccard is not None:
+            lines.append(
+                f"minimal circuits: mean Jaccard {self.minimal_mean_jaccard:.3f}, "
                 f"edge-disjoint pairs {self.minimal_n_disjoint_pairs:,}"
                 + (" (estimated)" if self.minimal_pairs_estimated else "")
             )

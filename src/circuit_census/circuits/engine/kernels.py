@@ -1,9 +1,5 @@
-"""Numba kernels that score every pair (a, b) of two half-circuits at once.
-
-A candidate circuit is the union of a half ``a`` and a half ``b`` whose contributions to
-the output's pre-activation add up. ``cover`` bitmasks say which required nodes each half
-feeds; a pair is admissible when together they cover all of them. All arithmetic is
-float64 on the CPU, so decisions do not depend on thread count or block size.
+"""Numba kernels: interval bounds and branch and bound over families of circuits, and the
+scoring of every pair (a, b) of two halves at once, all in float64 on the CPU.
 """
 
 from __future__ import annotations
@@ -11,10 +7,34 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-ACT_CODES = {"relu": 0, "leaky_relu": 1, "tanh": 2, "sigmoid": 3, "identity": 4}
-MSE, ACCURACY, ACCURACY_ROUNDED = 0, 1, 2
+from circuit_census.activations import LEAKY_SLOPE, TABLE
+from circuit_census.circuits.engine.structures import (
+    ACCURACY,
+    ACCURACY_ROUNDED,
+    MSE,
+    Admissible,
+    Block,
+    OuterTerms,
+    PairTerms,
+    Rule,
+    Tree,
+)
+
+__all__ = ["ACCURACY", "ACCURACY_ROUNDED", "MSE"]  # criterion codes, re-exported
+
+# Activation codes and constants, from the one table. Numba freezes module-level numbers into
+# the compiled kernels, and its cache follows this file only: after changing the table,
+# clear this package's __pycache__ (or touch this file).
+RELU = TABLE["relu"].code
+LEAKY_RELU = TABLE["leaky_relu"].code
+TANH = TABLE["tanh"].code
+SIGMOID = TABLE["sigmoid"].code
+IDENTITY = TABLE["identity"].code
+TANH_LOWER, TANH_UPPER = TABLE["tanh"].lower, TABLE["tanh"].upper
+SIGMOID_LOWER, SIGMOID_UPPER = TABLE["sigmoid"].lower, TABLE["sigmoid"].upper
+
 # Slack of the interval bounds: on each activation value (absolute, per unit of size; far
-# above a float64 tanh's error) and on the decision (relative to the limit), so that a
+# above a float64 tanh's error) and on the decision (relative to the budget), so that a
 # family decided by bounds is decided the same way pair by pair.
 VALUE_SLACK = 1e-12
 DECISION_SLACK = 1e-9
@@ -22,13 +42,13 @@ DECISION_SLACK = 1e-9
 
 @njit(inline="always", cache=True)
 def activate(z: float, act: int) -> float:
-    if act == 0:
+    if act == RELU:
         return z if z > 0.0 else 0.0
-    if act == 1:
-        return z if z >= 0.0 else 0.01 * z
-    if act == 2:
+    if act == LEAKY_RELU:
+        return z if z >= 0.0 else LEAKY_SLOPE * z
+    if act == TANH:
         return np.tanh(z)
-    if act == 3:
+    if act == SIGMOID:
         return 0.5 * (1.0 + np.tanh(0.5 * z))
     return z
 
@@ -59,13 +79,13 @@ def activation_bounds(z: float, act: int, table) -> tuple:
     are increasing, so beyond the grid the last grid value and the limit bound them),
     exact otherwise. (``z`` is scaled by a power of two and shifted by an integer, so the
     grid position is exact but for a rounding far below the slack.)"""
-    if act == 2 or act == 3:
+    if act == TANH or act == SIGMOID:
         u = z * TABLE_STEPS + TABLE_HALF * TABLE_STEPS
         last = table.shape[0] - 1
         if u < 0.0:
-            lo, hi = (-1.0 if act == 2 else 0.0), table[0]
+            lo, hi = (TANH_LOWER if act == TANH else SIGMOID_LOWER), table[0]
         elif u >= last:
-            lo, hi = table[last], 1.0
+            lo, hi = table[last], (TANH_UPPER if act == TANH else SIGMOID_UPPER)
         else:
             i = int(u)
             value = table[i] + (table[i + 1] - table[i]) * (u - i)
@@ -86,25 +106,30 @@ def squared_error_bounds(f_lo: float, f_hi: float, t: float) -> tuple:
     return gap * gap, far * far
 
 
-def _score_pairs_general(
-    U, V, cover_a, cover_b, present_a, present_b, required, excluded_present,
-    weights, reference, act, criterion, limit, collect, out_valid, row_verdict, use_state,
-    pair_state,
-):  # fmt: skip
-    """Score pairs for the accuracy criterion by reading the output bits point by point,
-    stopping as soon as the wrong samples' weight passes the limit (it only grows).
+# ----------------------------------------------------------------------------- accuracy
 
-    U: (nA, P, m) pre-activations of half a, bias included; V: (nB, P, m).
-    reference: target bits, (P, m). limit: largest allowed wrong weight (inclusive).
-    ``criterion``: ACCURACY (bit = output >= 0.5) or ACCURACY_ROUNDED (round half even).
-    Returns per-row (candidates, valid) counts; marks out_valid[a, b] when collect.
-    Rows with a verdict (``row_verdict[a]`` -1 or 1) are skipped, counted by the caller;
-    with ``use_state``, pairs already decided by bounds (``pair_state[a, b]`` -1 or 1, see
-    :func:`branch_and_bound`) are not scored again.
-    (The mse criterion always takes :func:`score_pairs_additive`.)
+
+def _score_pairs_general(u, v, pairs: Admissible, block: Block, rule: Rule):
+    """Score the pairs of a block for the accuracy criterion by reading the output bits
+    point by point, stopping as soon as the wrong samples' weight passes the budget (it
+    only grows).
+
+    ``u``: (rows, P, m) pre-activations of the block's rows of half A, bias included;
+    ``v``: (n_b, P, m) half B's contributions. Bits are ``output >= 0.5`` (ACCURACY) or
+    rounded half to even (ACCURACY_ROUNDED). Returns per-row (candidates, valid) counts
+    and marks ``block.out_valid`` when collecting. Rows with a verdict are skipped
+    (counted by the caller), and so are pairs already decided by bounds (``pair_state``,
+    see :func:`branch_and_bound`). (The mse criterion takes :func:`score_pairs_additive`.)
     """
-    n_a, n_points, n_out = U.shape
-    n_b = V.shape[0]
+    n_a, n_points, n_out = u.shape
+    n_b = v.shape[0]
+    cover_a, present_a = pairs.cover_a, pairs.present_a
+    cover_b, present_b = pairs.cover_b, pairs.present_b
+    required, excluded = pairs.required, pairs.excluded
+    row_verdict, pair_state, out_valid = block.row_verdict, block.pair_state, block.out_valid
+    use_state, collect = block.use_state, block.collect
+    act, criterion, max_wrong = rule.activation, rule.criterion, rule.budget
+    reference, weight = rule.target.reshape(n_points, n_out), rule.weight
     candidates = np.zeros(n_a, np.int64)
     valid = np.zeros(n_a, np.int64)
     for a in prange(n_a):
@@ -115,7 +140,7 @@ def _score_pairs_general(
         for b in range(n_b):
             if (cover_a[a] | cover_b[b]) != required:
                 continue
-            if present_a[a] + present_b[b] == excluded_present:
+            if present_a[a] + present_b[b] == excluded:
                 continue
             n_cand += 1
             if use_state and pair_state[a, b] != 0:
@@ -128,7 +153,7 @@ def _score_pairs_general(
             for p in range(n_points):
                 right = True
                 for o in range(n_out):
-                    g = activate(U[a, p, o] + V[b, p, o], act)
+                    g = activate(u[a, p, o] + v[b, p, o], act)
                     if criterion == ACCURACY:
                         bit = 1.0 if g >= 0.5 else 0.0
                     else:
@@ -137,11 +162,10 @@ def _score_pairs_general(
                         right = False
                         break
                 if not right:
-                    wrong += weights[p]
-                    if wrong > limit:
+                    wrong += weight[p]
+                    if wrong > max_wrong:
                         break
-            ok = wrong <= limit
-            if ok:
+            if wrong <= max_wrong:
                 n_valid += 1
                 if collect:
                     out_valid[a, b] = 1
@@ -150,68 +174,79 @@ def _score_pairs_general(
     return candidates, valid
 
 
-TILE = 1024
+# ----------------------------------------------------------------------------- mse
+
+TILE = 1024  # columns of half B whose partial cross sums one thread keeps
 
 
 @njit(inline="always", cache=True)
-def squared_error(Z_a, a, cz, Z_b, b, target, weight, act, limit):
-    """Weighted squared error of pair (a, b) summed point by point (flattened points x
-    outputs), stopping once it reaches ``limit``."""
+def squared_error(terms: PairTerms, outer: OuterTerms, a: int, b: int, act: int, budget: float):
+    """Weighted squared error of pair (a, b) summed term by term (decisive order),
+    stopping once it reaches ``budget``."""
+    z_a, z_b, constant = terms.z_a, terms.z_b, outer.constant
+    target, weight = terms.target, terms.weight
     total = 0.0
-    for k in range(Z_b.shape[1]):
-        d = activate(Z_a[a, k] + cz[k] + Z_b[b, k], act) - target[k]
+    for k in range(z_b.shape[1]):
+        d = activate(z_a[a, k] + constant[k] + z_b[b, k], act) - target[k]
         total += weight[k] * d * d
-        if total >= limit:
+        if total >= budget:
             break
     return total
 
 
 @njit(inline="always", cache=True)
-def tabulated_verdict(z_row, Z_b, b, target, weight, act, table, limit) -> int:
-    """Pair (a, b)'s verdict from the tabulated bounds of its outputs, point by point
+def tabulated_verdict(z_row, terms: PairTerms, b: int, act: int, table, budget: float) -> int:
+    """Pair (a, b)'s verdict from the tabulated bounds of its outputs, term by term
     (``z_row``: half A's row ``a`` plus the constant terms): -1 invalid (stops as soon as
-    the lower bound passes the limit), 1 valid, 0 unsure."""
+    the lower bound passes the budget), 1 valid, 0 unsure."""
+    z_b, target, weight = terms.z_b, terms.target, terms.weight
     low = 0.0
     high = 0.0
-    reject = limit * (1.0 + DECISION_SLACK)
-    for k in range(Z_b.shape[1]):
-        f_lo, f_hi = activation_bounds(z_row[k] + Z_b[b, k], act, table)
+    reject = budget * (1.0 + DECISION_SLACK)
+    for k in range(z_b.shape[1]):
+        f_lo, f_hi = activation_bounds(z_row[k] + z_b[b, k], act, table)
         gap, far = squared_error_bounds(f_lo, f_hi, target[k])
         low += weight[k] * gap
         high += weight[k] * far
         if low > reject:
             return -1
-    return 1 if high < limit * (1.0 - DECISION_SLACK) else 0
+    return 1 if high < budget * (1.0 - DECISION_SLACK) else 0
 
 
 def _score_pairs_additive(
-    E, E0, unit_offset, radix, a0, a1, norm_a, scale_a, norm_b, root_b,
-    cover_a, cover_b, present_a, present_b, required, excluded_present,
-    limit, band, Z_a, cz, Z_b, target, weight, act, lipschitz_sq, collect, out_valid,
-    table, row_verdict, use_state, pair_state,
-):  # fmt: skip
-    """Score pairs for the mse criterion.
+    terms: PairTerms, outer: OuterTerms, pairs: Admissible, block: Block, rule: Rule
+):
+    """Score the pairs of a block for the mse criterion.
 
     The summed squared distance of pair (a, b)'s output pre-activation to the full
     model's is ``|r_a + r_b|^2 = norm_a + norm_b + 2 x`` where the cross term
-    ``x = E0[b] + sum_j E[unit_offset[j] + o_j(a), b]`` adds one precomputed dot product
-    per unit of half A (option ``o_j`` of unit ``j``, mixed radix, first unit slowest).
-    Walking ``a`` in order reuses partial sums over the leading units, so a pair costs
-    about one addition.
+    ``x = cross_constant[b] + sum_j cross[unit_offset[j] + o_j(a), b]`` adds one
+    precomputed dot product per unit of half A (option ``o_j`` of unit ``j``, mixed radix,
+    first unit slowest). Walking ``a`` in order reuses partial sums over the leading
+    units, so a pair costs about one addition.
 
     With an identity output that distance is the error itself: pairs within a rounding
-    bound ``band`` of the limit are re-summed directly. Otherwise an output activation
-    with Lipschitz constant ``L`` certifies a pair whose ``L^2`` times the distance is
-    below the limit. Every other pair is summed point by point with an early stop: first
-    its tabulated bounds for tanh and sigmoid (``table``), then, if they do not decide,
-    the exact error.
-    Rows with a verdict (``row_verdict[a - a0]`` -1 or 1) are skipped, counted by the
-    caller; with ``use_state``, pairs already decided by bounds (``pair_state[a - a0, b]``)
-    are not scored again.
+    band of the budget are re-summed directly. Otherwise an output activation with
+    Lipschitz constant ``L`` certifies a pair whose ``L^2`` times the distance is below the
+    budget. Every other pair is summed term by term with an early stop: first its
+    tabulated bounds for tanh and sigmoid, then, if they do not decide, the exact error.
+    Rows with a verdict are skipped (counted by the caller), and so are pairs already
+    decided by bounds. Returns the valid pairs per tile of half B. (One function on
+    purpose: split into helpers, the compiled loop runs measurably slower.)
     """
-    n_b = E.shape[1]
+    cross, unit_offset, radix = terms.cross, terms.unit_offset, terms.radix
+    cross_constant, norm_a, scale_a = outer.cross_constant, outer.norm_a, outer.scale_a
+    norm_b, root_b = terms.norm_b, terms.root_b
+    cover_a, present_a = pairs.cover_a, pairs.present_a
+    cover_b, present_b = pairs.cover_b, pairs.present_b
+    required, excluded = pairs.required, pairs.excluded
+    a0, a1, row_verdict, pair_state = block.a0, block.a1, block.row_verdict, block.pair_state
+    use_state, collect, out_valid = block.use_state, block.collect, block.out_valid
+    act, table, budget = rule.activation, rule.table, rule.budget
+    z_a, constant, band, lipschitz_sq = terms.z_a, outer.constant, terms.band, terms.lipschitz_sq
+    n_b = cross.shape[1]
     n_units = radix.shape[0]
-    identity = act == 4
+    identity = act == IDENTITY
     n_tiles = (n_b + TILE - 1) // TILE
     valid = np.zeros(n_tiles, np.int64)
     max_norm_b = norm_b.max()
@@ -219,12 +254,12 @@ def _score_pairs_additive(
     for t in prange(n_tiles):
         b0 = t * TILE
         width = min(TILE, n_b - b0)
-        partial = np.empty((n_units + 1, width))
+        partial = np.empty((n_units + 1, width))  # cross sums over units 0..j, per column
         for i in range(width):
-            partial[0, i] = E0[b0 + i]
+            partial[0, i] = cross_constant[b0 + i]
         digits = np.empty(n_units, np.int64)
         previous = np.full(n_units, -1, np.int64)
-        z_row = np.empty(Z_b.shape[1])  # half A's row plus the constant terms, when needed
+        z_row = np.empty(z_a.shape[1])  # half A's row plus the constant terms, when needed
         n_valid = 0
         for a in range(a0, a1):
             if row_verdict[a - a0] != 0:
@@ -233,27 +268,27 @@ def _score_pairs_additive(
             for j in range(n_units - 1, -1, -1):
                 digits[j] = rest % radix[j]
                 rest //= radix[j]
-            first = 0
+            first = 0  # units whose option is unchanged keep their partial sums
             while first < n_units and digits[first] == previous[first]:
                 first += 1
             for j in range(first, n_units):
                 row = unit_offset[j] + digits[j]
                 for i in range(width):
-                    partial[j + 1, i] = partial[j, i] + E[row, b0 + i]
+                    partial[j + 1, i] = partial[j, i] + cross[row, b0 + i]
                 previous[j] = digits[j]
             row_ready = False
             base = norm_a[a]
             tol = band * (norm_a[a] + max_norm_b + scale_a[a] * max_root_b)
-            low = limit - tol
-            high = limit + tol
+            low = budget - tol
+            high = budget + tol
             for i in range(width):
                 b = b0 + i
                 total = base + norm_b[b] + 2.0 * partial[n_units, i]
                 if identity and total >= high:
                     continue
-                if (cover_a[a] | cover_b[b]) != required:
+                if (cover_a[a - a0] | cover_b[b]) != required:
                     continue
-                if present_a[a] + present_b[b] == excluded_present:
+                if present_a[a - a0] + present_b[b] == excluded:
                     continue
                 verdict = pair_state[a - a0, b] if use_state else 0
                 if verdict == -1:
@@ -263,20 +298,18 @@ def _score_pairs_additive(
                 elif identity:
                     ok = total < low
                 else:
-                    ok = lipschitz_sq * (total + tol) < limit
-                    if not ok and (act == 2 or act == 3):  # worth it where exact costs tanh
+                    ok = lipschitz_sq * (total + tol) < budget
+                    if not ok and (act == TANH or act == SIGMOID):  # exact costs tanh
                         if not row_ready:
                             for k in range(z_row.shape[0]):
-                                z_row[k] = Z_a[a, k] + cz[k]
+                                z_row[k] = z_a[a, k] + constant[k]
                             row_ready = True
-                        verdict = tabulated_verdict(
-                            z_row, Z_b, b, target, weight, act, table, limit
-                        )
+                        verdict = tabulated_verdict(z_row, terms, b, act, table, budget)
                         if verdict == -1:
                             continue
                         ok = verdict == 1
                 if not ok:
-                    ok = squared_error(Z_a, a, cz, Z_b, b, target, weight, act, limit) < limit
+                    ok = squared_error(terms, outer, a, b, act, budget) < budget
                 if ok:
                     n_valid += 1
                     if collect:
@@ -285,17 +318,23 @@ def _score_pairs_additive(
     return valid
 
 
+# ----------------------------------------------------------------------------- bounds
+
+
 @njit(cache=True)
-def count_candidates(cover_a, present_a, ucover, upresent, ucount, required, excluded_present):
+def count_candidates(pairs: Admissible, count_b):
     """Admissible pairs of two halves, counted through the few distinct (cover, present)
-    values of half B (with their counts) rather than pair by pair."""
+    values of half B (``pairs.cover_b``, ``pairs.present_b``, each standing for
+    ``count_b`` combinations) rather than pair by pair."""
+    cover_a, present_a = pairs.cover_a, pairs.present_a
+    cover_b, present_b = pairs.cover_b, pairs.present_b
     total = 0
     for a in range(len(cover_a)):
-        for g in range(len(ucover)):
-            if (cover_a[a] | ucover[g]) == required and present_a[a] + upresent[
-                g
-            ] != excluded_present:
-                total += ucount[g]
+        for g in range(len(cover_b)):
+            if (cover_a[a] | cover_b[g]) == pairs.required and (
+                present_a[a] + present_b[g] != pairs.excluded
+            ):
+                total += count_b[g]
     return total
 
 
@@ -317,18 +356,16 @@ def _reads_right(f_lo: float, f_hi: float, bit: float, criterion: int) -> tuple:
 
 
 @njit(cache=True)
-def interval_decision(
-    z, lo, hi, pad, target, weight, n_out, act, table, criterion, limit
-) -> int:  # fmt: skip
+def interval_decision(z, lo, hi, pad, rule: Rule) -> int:
     """Decide a whole family of circuits from per-term bounds of its pre-activations.
 
-    Every member's pre-activation at term ``k`` (flattened points x outputs) lies in
-    ``[z + lo - pad, z + hi + pad]``; every activation here is monotone, so its output lies
-    between the activation's bounds (:func:`activation_bounds`) at the two ends. Returns
-    -1 when every member is invalid, 1 when every member is valid, 0 when the bounds do
-    not decide.
-    ``weight``: per term for mse, per point for accuracy; ``target``: per term.
+    Every member's pre-activation at term ``k`` lies in ``[z + lo - pad, z + hi + pad]``;
+    every activation here is monotone, so its output lies between the activation's bounds
+    (:func:`activation_bounds`) at the two ends. Returns -1 when every member is invalid,
+    1 when every member is valid, 0 when the bounds do not decide.
     """
+    act, table, target, weight = rule.activation, rule.table, rule.target, rule.weight
+    budget, n_out, criterion = rule.budget, rule.n_out, rule.criterion
     n_terms = z.shape[0]
     low = 0.0  # error (or wrong weight) of the most favourable member
     high = 0.0  # of the least favourable one
@@ -339,9 +376,9 @@ def interval_decision(
             gap, far = squared_error_bounds(f_lo, f_hi, target[k])
             low += weight[k] * gap
             high += weight[k] * far
-            if low > limit * (1.0 + DECISION_SLACK):
+            if low > budget * (1.0 + DECISION_SLACK):
                 return -1
-        return 1 if high < limit * (1.0 - DECISION_SLACK) else 0
+        return 1 if high < budget * (1.0 - DECISION_SLACK) else 0
     for p in range(n_terms // n_out):
         surely_wrong = False
         maybe_wrong = False
@@ -354,28 +391,26 @@ def interval_decision(
             maybe_wrong |= not right
         if surely_wrong:
             low += weight[p]
-            if low > limit:
+            if low > budget:
                 return -1
         if maybe_wrong:
             high += weight[p]
-    return 1 if high <= limit else 0
+    return 1 if high <= budget else 0
 
 
 @njit(cache=True)
-def branch_and_bound(
-    options, offset, radix, rest_lo, rest_hi, pad, base, lo, hi, leaf,
-    target, weight, n_out, act, table, criterion, limit, state,
-):  # fmt: skip
-    """Branch and bound over the combinations ``lo <= c < hi`` of a group of units.
+def branch_and_bound(tree: Tree, base, lo: int, hi: int, leaf: int, rule: Rule, state):
+    """Branch and bound over the combinations ``lo <= c < hi`` of ``tree``.
 
     Combination ``c`` is one option per unit (mixed radix, first unit slowest), so the
-    combinations sharing their first ``d`` options are a contiguous range: a node of a
+    combinations sharing their first ``d`` options are a contiguous range: a node of the
     tree. A node is scored by :func:`interval_decision`, with its fixed options summed into
     ``base`` and everything else bounded by ``rest_lo[d]`` and ``rest_hi[d]``; decided nodes
     are not split, nor are nodes of at most ``leaf`` combinations. Writes -1 (every
     circuit with that combination invalid), 1 (all valid) or 0 (undecided) to
     ``state[c - lo]``.
     """
+    options, offset, radix = tree.options, tree.offset, tree.radix
     n_units = radix.shape[0]
     size = np.ones(n_units + 1, np.int64)  # combinations under a node of depth d
     for d in range(n_units - 1, -1, -1):
@@ -388,9 +423,8 @@ def branch_and_bound(
         first, last = max(start, lo), min(start + size[depth], hi)
         if first < last:
             decision = interval_decision(
-                z[depth], rest_lo[depth], rest_hi[depth], pad, target, weight, n_out, act,
-                table, criterion, limit,
-            )  # fmt: skip
+                z[depth], tree.rest_lo[depth], tree.rest_hi[depth], tree.pad, rule
+            )
             if decision != 0 or size[depth] <= leaf:
                 state[first - lo : last - lo] = decision
             else:  # split: first child
@@ -413,24 +447,19 @@ def branch_and_bound(
 
 
 @njit(parallel=True, cache=True)
-def branch_and_bound_rows(
-    options, offset, radix, rest_lo, rest_hi, pad, base, rows, leaf,
-    target, weight, n_out, act, table, criterion, limit, row_verdict, pair_state,
-):  # fmt: skip
-    """:func:`branch_and_bound` over all of half B for each row ``r`` of half A without a
-    verdict (``row_verdict[r] == 0``), with the row's terms ``rows[r]`` added to ``base``;
-    rows run in parallel."""
+def branch_and_bound_rows(tree: Tree, base, rows, leaf: int, rule: Rule, block: Block):
+    """:func:`branch_and_bound` over all of half B (``tree``) for each row ``r`` of the
+    block without a verdict, with the row's terms ``rows[r]`` added to ``base``; writes
+    ``block.pair_state[r]``. Rows run in parallel."""
+    row_verdict, pair_state = block.row_verdict, block.pair_state
     n_b = pair_state.shape[1]
     for r in prange(rows.shape[0]):
         if row_verdict[r] == 0:
-            branch_and_bound(
-                options, offset, radix, rest_lo, rest_hi, pad, base + rows[r], 0, n_b, leaf,
-                target, weight, n_out, act, table, criterion, limit, pair_state[r],
-            )  # fmt: skip
+            branch_and_bound(tree, base + rows[r], 0, n_b, leaf, rule, pair_state[r])
 
 
-# Each kernel in a threaded and a serial build: starting threads costs more than small
-# blocks of pairs take (and far more on a busy machine).
+# Each pair kernel in a threaded and a serial build: starting threads costs more than
+# small blocks of pairs take (and far more on a busy machine).
 score_pairs_general = njit(parallel=True, cache=True)(_score_pairs_general)
 score_pairs_general_serial = njit(cache=True)(_score_pairs_general)
 score_pairs_additive = njit(parallel=True, cache=True)(_score_pairs_additive)

@@ -1,0 +1,106 @@
+"""Where a census runs: in this process (Numba kernels, or PyTorch on a device), or as
+shards in local worker processes whose totals and circuits are gathered here.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+
+import numpy as np
+
+from circuit_census.circuits.engine.blocks import Keep, ShardPass, Totals
+from circuit_census.circuits.engine.problem import prepare
+from circuit_census.circuits.settings import CensusSettings, RunOptions
+from circuit_census.network import Network
+
+Sink = Callable[[np.ndarray], None]
+
+
+def run(
+    network: Network,
+    x: np.ndarray,
+    y: np.ndarray | None,
+    settings: CensusSettings,
+    options: RunOptions,
+    sink: Sink | None,
+    total: int,
+) -> Totals:
+    """The census's totals (of ``options.shard`` only, when given), with valid circuits
+    held as ``options`` says and streamed to ``sink``. ``total``: the candidates of the
+    whole census, for progress reports."""
+    if options.workers > 1 and options.shard is None:
+        return run_workers(network, x, y, settings, options, sink, total)
+    problem = prepare(network, x, y, settings.rule, settings.ablation, options.prune)
+    if options.use_torch:
+        from circuit_census.circuits.engine.torch_pairs import TorchScorer
+
+        problem.scorer = TorchScorer(options.device)
+    tick = None
+    if options.progress is not None:
+        progress, state = options.progress, {"done": 0}
+
+        def tick(n: int) -> None:
+            state["done"] += n
+            progress(state["done"], total)
+
+    keep = Keep(options.collect is not False, options.limit_held, sink)
+    return ShardPass(problem, keep).run(options.shard, tick)
+
+
+def shard_job(args) -> tuple[int, int, int, np.ndarray | None, bool]:
+    """One worker's shard: candidates, valid, decided by bounds, the valid circuits (or
+    ``None``) and whether more were found than it may hold."""
+    network, x, y, settings, prune, shard, limit_held, n_threads = args
+    try:
+        import numba
+
+        numba.set_num_threads(n_threads)
+    except (ImportError, ValueError):
+        pass
+    problem = prepare(network, x, y, settings.rule, settings.ablation, prune)
+    totals = ShardPass(problem, Keep(True, limit_held)).run(shard, None)
+    bits = None
+    if not totals.overflow:
+        bits = np.concatenate(totals.chunks) if totals.chunks else None
+    return totals.candidates, totals.valid, totals.bounded, bits, totals.overflow
+
+
+def run_workers(
+    network: Network,
+    x: np.ndarray,
+    y: np.ndarray | None,
+    settings: CensusSettings,
+    options: RunOptions,
+    sink: Sink | None,
+    total: int,
+) -> Totals:
+    """Shards ``0..workers-1`` in local processes (spawned, each with its share of the
+    CPU threads), gathered as they finish in shard order."""
+    workers, limit_held = options.workers, options.limit_held
+    n_threads = max(1, (os.cpu_count() or 1) // workers)
+    # a streaming file needs every circuit back; otherwise only what is kept in memory
+    held = None if sink is not None else limit_held
+    jobs = [
+        (network, x, y, settings, options.prune, (i, workers), held, n_threads)
+        for i in range(workers)
+    ]
+    totals = Totals()
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        for cand, valid, bounded, bits, overflow in pool.map(shard_job, jobs):
+            totals.candidates += cand
+            totals.valid += valid
+            totals.bounded += bounded
+            if options.progress is not None:
+                options.progress(totals.candidates, total)
+            if bits is not None and sink is not None:
+                sink(bits)
+            if overflow:
+                totals.overflow = True
+                totals.chunks = []
+            elif bits is not None:
+                totals.hold(bits, limit_held)
+    return totals

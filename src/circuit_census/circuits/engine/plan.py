@@ -1,0 +1,358 @@
+"""How a census is cut into work: prefixes, the options of each last-hidden unit, the outer
+units and halves A and B, and the fixed order of work units that shards follow.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from circuit_census.activations import apply_activation
+from circuit_census.circuits.engine.problem import Problem
+from circuit_census.circuits.space import CircuitSpace
+
+HALF_COMBOS = 1 << 16  # most combinations held for one half
+HALF_BYTES = 160 << 20  # and at most this much of their contributions
+BLOCK_ELEMENTS = 1 << 22  # pairs scored per kernel call
+
+
+@dataclass
+class Group:
+    """All combinations of options of some units: what each covers, adds and switches on."""
+
+    cover: np.ndarray  # (n,) int64 bitmask of required nodes fed
+    bits: np.ndarray  # (n, n_words) uint64 edges
+    present: np.ndarray  # (n,) int64 number of last-hidden nodes kept
+    contrib: np.ndarray  # (n, P, m) float64 added to the output pre-activation
+
+    def __len__(self) -> int:
+        return len(self.cover)
+
+
+@dataclass
+class Prefix:
+    """An admissible circuit of the layers before the last hidden one."""
+
+    bits: np.ndarray  # (n_words,) edges into layers 1..L-2
+    values: np.ndarray  # (P, n_{L-2}) values of layer L-2 under the prefix circuit
+    active: np.ndarray  # (n_{L-2},) bool: nodes that must be fed onward (or may be, for inputs)
+    all_hidden: bool  # every hidden node of layers 1..L-2 kept
+
+
+def _subset_masks(members: np.ndarray, width: int) -> np.ndarray:
+    """All subsets of the nodes ``members`` as ``(2^k, width)`` booleans, empty set first."""
+    k = len(members)
+    combos = (np.arange(2**k)[:, None] >> np.arange(k)[None, :]) & 1
+    masks = np.zeros((2**k, width), dtype=bool)
+    masks[:, members] = combos.astype(bool)
+    return masks
+
+
+def _node_values(
+    w_row: np.ndarray,
+    bias: float,
+    h_prev: np.ndarray,
+    mu_prev: np.ndarray,
+    subsets: np.ndarray,
+    act: str,
+) -> np.ndarray:
+    """Value of one node over the points for each set of kept in-edges: ``(S, P)``."""
+    pre = bias + (subsets * w_row) @ h_prev.T + (((~subsets) * w_row) @ mu_prev)[:, None]
+    return apply_activation(act, pre)
+
+
+def _bitset(n_words: int, edges: Iterable[int]) -> np.ndarray:
+    words = [0] * n_words
+    for e in edges:
+        words[e >> 6] |= 1 << (e & 63)
+    return np.array(words, dtype=np.uint64)
+
+
+def _in_edges(space: CircuitSpace, layer: int, receiver: int, senders: np.ndarray) -> np.ndarray:
+    """Bitset of the edges of ``W_layer`` into ``receiver`` from the ``senders`` (booleans)."""
+    first = space.edge_index(layer, receiver, 0)
+    return _bitset(space.n_words, (first + i for i in np.flatnonzero(senders).tolist()))
+
+
+def _out_edges(space: CircuitSpace, layer: int, sender: int, receivers: int) -> np.ndarray:
+    """Bitset of the edges of ``W_layer`` from ``sender`` to the ``receivers`` (bitmask)."""
+    first, stride = space.edge_index(layer, 0, sender), space.sizes[layer]
+    n = space.sizes[layer + 1]
+    return _bitset(space.n_words, (first + o * stride for o in range(n) if receivers >> o & 1))
+
+
+# ----------------------------------------------------------------------------- prefixes
+
+
+def prefixes(problem: Problem) -> Iterator[Prefix]:
+    """Every admissible circuit of the layers before the last hidden one, with the values
+    of layer ``L-2`` it produces (one empty prefix for a single hidden layer)."""
+    space, n_layers = problem.space, problem.network.n_layers
+    inputs_active = np.ones(problem.network.sizes[0], dtype=bool)
+    start = Prefix(np.zeros(space.n_words, dtype=np.uint64), problem.x, inputs_active, True)
+    if n_layers <= 2:
+        yield start
+        return
+    yield from _extend_prefix(problem, start, 1, n_layers - 2)
+
+
+def _extend_prefix(problem: Problem, prefix: Prefix, layer: int, last: int) -> Iterator[Prefix]:
+    net, space = problem.network, problem.space
+    n_prev, n = net.sizes[layer - 1], net.sizes[layer]
+    w, b = net.weights[layer - 1], net.biases[layer - 1]
+    subsets = _subset_masks(np.flatnonzero(prefix.active), n_prev)
+    mu_prev = problem.means[layer - 1]
+    values = [
+        _node_values(w[j], b[j], prefix.values, mu_prev, subsets, net.activation) for j in range(n)
+    ]
+    must_cover = layer > 1 or problem.criterion.compat is not None
+    edge_bits = [[_in_edges(space, layer - 1, j, s) for s in subsets] for j in range(n)]
+    for choice in itertools.product(range(len(subsets)), repeat=n):
+        union = np.zeros(n_prev, dtype=bool)
+        for c in choice:
+            union |= subsets[c]
+        if must_cover and not np.array_equal(union, prefix.active):
+            continue
+        active = np.array([c != 0 for c in choice])
+        vals = np.stack([values[j][c] for j, c in enumerate(choice)], axis=1)
+        bits = prefix.bits.copy()
+        for j, c in enumerate(choice):
+            bits |= edge_bits[j][c]
+        nxt = Prefix(bits, vals, active, prefix.all_hidden and bool(active.all()))
+        if layer == last:
+            yield nxt
+        else:
+            yield from _extend_prefix(problem, nxt, layer + 1, last)
+
+
+# ----------------------------------------------------------------------------- units
+
+
+def _fed_outputs(out_sets: Sequence[int], m: int) -> np.ndarray:
+    """``(len(out_sets), m)`` booleans: which outputs each bitmask of outputs feeds."""
+    return ((np.array(out_sets)[:, None] >> np.arange(m)[None, :]) & 1).astype(bool)
+
+
+def _input_units(problem: Problem) -> list[Group]:
+    """Without a hidden layer, each input is a unit: which outputs it feeds."""
+    net, space = problem.network, problem.space
+    m, w_out = net.sizes[-1], net.weights[-1]
+    units = []
+    for i in range(net.sizes[0]):
+        opts = list(range(1 if problem.criterion.compat else 0, 2**m))
+        live = problem.x[:, i][None, :, None] * w_out[:, i][None, None, :]
+        dead = np.broadcast_to(problem.means[0][i] * w_out[:, i], (1, 1, m))
+        contrib = np.where(_fed_outputs(opts, m)[:, None, :], live, dead)
+        bits = np.stack([_out_edges(space, 0, i, s) for s in opts])
+        present = np.zeros(len(opts), dtype=np.int64)
+        units.append(Group(np.array(opts, dtype=np.int64), bits, present, contrib))
+    return units
+
+
+def _hidden_unit(
+    problem: Problem, prefix: Prefix, j: int, subsets: np.ndarray, sub_cover: np.ndarray
+) -> Group:
+    """Last-hidden node ``j``'s options: left out, or a non-empty set of senders ``s``
+    (``subsets``) and a non-empty set of outputs ``o`` (option ``(s, o)``, ``o`` fastest)."""
+    net, space = problem.network, problem.space
+    n_layers, m, n_prev, n_points = net.n_layers, net.sizes[-1], net.sizes[-3], len(problem.x)
+    w_in, b_in, w_out = net.weights[-2], net.biases[-2], net.weights[-1]
+    out_sets = np.arange(1, 2**m, dtype=np.int64)  # non-empty sets of outputs fed, as bitmasks
+    vals = _node_values(w_in[j], b_in[j], prefix.values, problem.means[-3], subsets, net.activation)
+    dead = problem.means[-2][j] * w_out[:, j]  # (m,) what each output gets with the edge ablated
+    live = vals[:, :, None] * w_out[:, j][None, None, :]  # (S, P, m)
+    fed = _fed_outputs(out_sets, m)
+    contrib = np.where(fed[None, :, None, :], live[:, None, :, :], dead[None, None, None, :])
+    contrib = contrib.reshape(-1, n_points, m)
+    cover = (sub_cover[:, None] | (out_sets[None, :] << n_prev)).reshape(-1)
+    in_bits = [_in_edges(space, n_layers - 2, j, s) for s in subsets]
+    out_bits = [_out_edges(space, n_layers - 1, j, int(s)) for s in out_sets]
+    bits = np.array([ib | ob for ib in in_bits for ob in out_bits], dtype=np.uint64)
+    bits = bits.reshape(-1, space.n_words)
+    return Group(
+        cover=np.concatenate([[0], cover]).astype(np.int64),
+        bits=np.concatenate([np.zeros((1, space.n_words), np.uint64), bits]),
+        present=np.concatenate([[0], np.ones(len(cover), dtype=np.int64)]),
+        contrib=np.concatenate([np.broadcast_to(dead, (1, n_points, m)), contrib]),
+    )
+
+
+def unit_options(problem: Problem, prefix: Prefix) -> tuple[list[Group], int, int]:
+    """Options of each unit (a last-hidden node, or an input when there is no hidden
+    layer), the required cover mask, and the 'kept every hidden node' count to exclude."""
+    net = problem.network
+    n_layers, m = net.n_layers, net.sizes[-1]
+    if n_layers == 1:
+        return _input_units(problem), 2**m - 1, -1
+    n_prev = net.sizes[-3]
+    subsets = _subset_masks(np.flatnonzero(prefix.active), n_prev)[1:]  # non-empty sender sets
+    must_cover = n_layers > 2 or problem.criterion.compat is not None
+    sub_cover = (subsets.astype(np.int64) << np.arange(n_prev)).sum(axis=1) * must_cover
+    units = [_hidden_unit(problem, prefix, j, subsets, sub_cover) for j in range(net.sizes[-2])]
+    prev_mask = (
+        int((prefix.active.astype(np.int64) << np.arange(n_prev)).sum()) if must_cover else 0
+    )
+    required = prev_mask | ((2**m - 1) << n_prev)
+    excluded = net.sizes[-2] if (problem.criterion.compat and prefix.all_hidden) else -1
+    return units, required, excluded
+
+
+def product(problem: Problem, units: Sequence[Group]) -> Group:
+    """All combinations of the options of ``units`` (first unit varies slowest)."""
+    g = Group(
+        cover=np.zeros(1, dtype=np.int64),
+        bits=np.zeros((1, problem.space.n_words), dtype=np.uint64),
+        present=np.zeros(1, dtype=np.int64),
+        contrib=np.zeros((1, len(problem.x), problem.n_out)),
+    )
+    for u in units:
+        g = Group(
+            cover=(g.cover[:, None] | u.cover[None, :]).reshape(-1),
+            bits=(g.bits[:, None, :] | u.bits[None, :, :]).reshape(-1, g.bits.shape[1]),
+            present=(g.present[:, None] + u.present[None, :]).reshape(-1),
+            contrib=(g.contrib[:, None] + u.contrib[None, :]).reshape(-1, *g.contrib.shape[1:]),
+        )
+    return g
+
+
+# ----------------------------------------------------------------------------- halves
+
+
+def split(sizes: Sequence[int], per_combo_bytes: int) -> tuple[int, int]:
+    """Split units ``[0, k)`` as outer ``[0, i)``, half A ``[i, j)``, half B ``[j, k)``:
+    halves about equally large (pairs cost one step each, a half's combinations cost
+    memory), outer units only when the halves would exceed what is held at once."""
+    cap = max(2, min(HALF_COMBOS, HALF_BYTES // max(per_combo_bytes, 1)))
+    target = min(cap, max(2.0, math.sqrt(math.prod(sizes)) * 1.000001))
+    j, prod = len(sizes), 1
+    while j > 0 and prod * sizes[j - 1] <= target:
+        j -= 1
+        prod *= sizes[j]
+    if j == len(sizes) and sizes:  # a single unit larger than the target: B holds it alone
+        j -= 1
+    i, prod = j, 1
+    while i > 0 and prod * sizes[i - 1] <= cap:
+        i -= 1
+        prod *= sizes[i]
+    return i, j
+
+
+def by_spread(units: list[Group]) -> list[Group]:
+    """Units whose options move the output most first: branch and bound fixes them first
+    and keeps the small ones (bounded tightly together) in half B."""
+    spread = [float(np.ptp(u.contrib, axis=0).max()) for u in units]
+    return [units[i] for i in np.argsort(-np.array(spread), kind="stable")]
+
+
+@dataclass
+class Halves:
+    """One prefix's last hidden layer, cut into outer units (one combination at a time) and
+    halves A and B (scored pairwise), with what a pair must cover to be a candidate."""
+
+    outer_units: list[Group]
+    units_a: list[Group]
+    units_b: list[Group]
+    half_a: Group  # every combination of units_a
+    half_b: Group  # every combination of units_b
+    required: int  # cover bitmask a candidate must reach
+    excluded: int  # number of kept last-hidden nodes that is not allowed (-1: none)
+    block: int  # rows of half A per work unit
+    chunk_rows: int  # rows of half A whose pairs are decided at once within a block
+
+    @property
+    def units(self) -> list[Group]:
+        return self.outer_units + self.units_a + self.units_b
+
+    @property
+    def n_outer(self) -> int:
+        return math.prod(len(u) for u in self.outer_units)
+
+    @property
+    def n_blocks(self) -> int:
+        return -(-len(self.half_a) // self.block)
+
+
+def make_halves(problem: Problem, prefix: Prefix, keep: bool) -> Halves:
+    """Cut ``prefix``'s units into outer units and halves (``keep``: valid pairs are
+    listed, so a block's pair matrix must stay small)."""
+    units, required, excluded = unit_options(problem, prefix)
+    units = by_spread(units)
+    i, j = split([len(u) for u in units], problem.n_terms * 8)
+    half_b = product(problem, units[j:])
+    half_a = product(problem, units[i:j])
+    chunk_rows = max(1, BLOCK_ELEMENTS // len(half_b))
+    block = max(1, min(len(half_a), chunk_rows))
+    if not keep:  # no pair matrix to hold: larger blocks, still fine-grained progress
+        block = max(block, -(-len(half_a) // 64))
+    return Halves(
+        units[:i], units[i:j], units[j:], half_a, half_b, required, excluded, block, chunk_rows
+    )
+
+
+# ----------------------------------------------------------------------------- work units
+
+
+@dataclass
+class Outer:
+    """One combination of the outer units, with what it adds to every row of half A."""
+
+    number: int  # its place among the prefix's outer combinations
+    cover_a: np.ndarray  # (n_a,) what each row of half A covers, with this combination
+    present_a: np.ndarray  # (n_a,) last-hidden nodes each row keeps, with this combination
+    bits: np.ndarray  # its edges, with the prefix's
+    contrib: np.ndarray  # (P, m) added to the output pre-activation
+
+
+def outer_combinations(problem: Problem, prefix: Prefix, halves: Halves) -> Iterator[Outer]:
+    """Every combination of the outer units, in mixed-radix order (first unit slowest)."""
+    ranges = [range(len(u)) for u in halves.outer_units]
+    for number, choice in enumerate(itertools.product(*ranges)):
+        cover, present = 0, 0
+        outer_bits = np.zeros(problem.space.n_words, dtype=np.uint64)
+        contrib = np.zeros((len(problem.x), problem.n_out))
+        for u, c in zip(halves.outer_units, choice):
+            cover |= int(u.cover[c])
+            present += int(u.present[c])
+            outer_bits |= u.bits[c]
+            contrib = contrib + u.contrib[c]
+        yield Outer(
+            number=number,
+            cover_a=halves.half_a.cover | cover,
+            present_a=halves.half_a.present + present,
+            bits=prefix.bits | outer_bits,
+            contrib=contrib,
+        )
+
+
+@dataclass
+class WorkUnit:
+    """Rows ``a0 <= a < a1`` of half A, with one outer combination, of one prefix."""
+
+    halves: Halves
+    outer: Outer
+    a0: int
+    a1: int
+
+
+def work_units(problem: Problem, shard: tuple[int, int] | None, keep: bool) -> Iterator[WorkUnit]:
+    """The work units of shard ``(i, n)`` (all of them without a shard). Units are numbered
+    in a fixed order (prefixes, then outer combinations, then blocks of half A) and unit
+    ``k`` belongs to shard ``k mod n``, so the shards' union is exactly the census."""
+    me, of = shard or (0, 1)
+    index = 0
+    for prefix in prefixes(problem):
+        halves = make_halves(problem, prefix, keep)
+        n_units = halves.n_outer * halves.n_blocks
+        if (me - index) % of >= n_units:  # none of this prefix's work is ours
+            index += n_units
+            continue
+        for outer in outer_combinations(problem, prefix, halves):
+            for blk in range(halves.n_blocks):
+                if index % of == me:
+                    a0 = blk * halves.block
+                    yield WorkUnit(halves, outer, a0, min(a0 + halves.block, len(halves.half_a)))
+                index += 1
