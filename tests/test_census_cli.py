@@ -51,6 +51,7 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, fragment: str) -> N
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
     assert "Traceback" not in proc.stderr
+    assert "\x1b" not in proc.stderr and "allow_pickle" not in proc.stderr  # no library text
     assert fragment.lower() in lines[0].lower()
 
 
@@ -151,6 +152,10 @@ def bad_files(tmp: Path) -> dict[str, Path]:
     np.savez(made["pickled_npz"], x=np.array([{"a": 1}], dtype=object))
     made["pickle_file"] = tmp / "plain.pkl"
     made["pickle_file"].write_bytes(pickle.dumps({"0.weight": [[1.0]]}))
+    made["module"] = tmp / "module.pt"  # torch.save(model) rather than its state_dict
+    torch.save(torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.ReLU()), made["module"])
+    made["csv"] = tmp / "data.csv"
+    made["csv"].write_text("x0,x1\n0,1\n")
     return made
 
 
@@ -167,6 +172,9 @@ def bad_files(tmp: Path) -> dict[str, Path]:
         ({"--data": "@nan_x"}, "nan"),
         ({"--data": "@wide_x"}, "input columns"),
         ({"--data": "@pickled_npz"}, "cannot read data"),
+        ({"--data": "@pickled_npz"}, "pickled data is never loaded"),
+        ({"--data": "@csv"}, "not an .npz archive"),
+        ({"--model": "@module", "--activation": "relu"}, "save model.state_dict()"),
         ({"--activation": "gelu"}, "unknown activation"),
         ({"--output-activation": "softmax"}, "unknown activation"),
         ({"--ablation": "resample"}, "unknown ablation"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -15,7 +16,7 @@ from rich.console import Console
 from circuit_census.circuits.census import CensusResult, census
 from circuit_census.circuits.settings import DEFAULT_MAX_CANDIDATES, CensusSettings, RunOptions
 from circuit_census.circuits.space import CircuitSpace
-from circuit_census.cli.progress import census_progress, show_bar
+from circuit_census.cli.progress import census_progress, format_duration, format_rate, show_bar
 from circuit_census.errors import InputError
 from circuit_census.files import atomic_write
 from circuit_census.network import Network, check_inputs
@@ -30,8 +31,12 @@ DEFAULT_MAX_MEASURED = 5_000_000
 
 def estimate_seconds(n_candidates: int) -> float:
     """A rough duration for a census of ``n_candidates`` on two CPU cores if the pairs had
-    to be scored (an upper estimate for trained networks, whose bounds settle most)."""
-    return n_candidates / ESTIMATED_RATE
+    to be scored (an upper estimate for trained networks, whose bounds settle most);
+    ``inf`` when the count is too large for a float."""
+    try:
+        return n_candidates / ESTIMATED_RATE
+    except OverflowError:
+        return math.inf
 
 
 def _circuit_entries(result: CensusResult, bits: np.ndarray, full_sizes, cap: int) -> list:
@@ -230,12 +235,14 @@ def _census_target(run: _Run, target: int | str | None) -> dict[str, Any]:
     max_candidates = run.options.max_candidates
     if total > max_candidates:
         raise InputError(
-            f"{label}{total:,} candidate circuits exceed --max-candidates {max_candidates:,}"
+            f"{label}{total:,} candidate circuits exceed --max-candidates {max_candidates:,} "
+            f"(a census would take {format_duration(estimate_seconds(total))} if every pair "
+            "is scored; raise --max-candidates to take it anyway)"
         )
     if not run.quiet:
         run.console.print(
             f"{label}{total:,} candidate circuits of {'-'.join(map(str, sizes))}; "
-            f"about {_duration(estimate_seconds(total))} if every pair is scored, "
+            f"{format_duration(estimate_seconds(total))} if every pair is scored, "
             "usually far less"
         )
     circuits_path = None
@@ -301,16 +308,6 @@ def _document(entries, targets, network: Network, model, data, settings, n) -> d
     return doc
 
 
-def _duration(seconds: float) -> str:
-    if seconds < 1:
-        return "under a second"
-    if seconds < 120:
-        return f"about {seconds:.0f} s"
-    if seconds < 7200:
-        return f"about {seconds / 60:.0f} min"
-    return f"about {seconds / 3600:.1f} h"
-
-
 def _share(part: int, whole: int) -> str:
     """A percentage that says 100% or 0% only when it is exactly so."""
     if whole == 0 or part == 0:
@@ -321,13 +318,12 @@ def _share(part: int, whole: int) -> str:
 
 
 def _print_summary(console: Console, label: str, result: CensusResult, measures, note) -> None:
-    rate = result.n_candidates / result.seconds if result.seconds > 0 else float("inf")
+    rate = f"{format_rate(result.n_candidates / result.seconds)}; " if result.seconds > 0 else ""
     console.print(
         f"{label}[bold]{result.n_valid:,}[/bold] valid of {result.n_candidates:,} candidates "
         f"({result.settings['criterion']} {result.settings['threshold']:g}, "
         f"{result.settings['ablation']} ablation) in {result.seconds:.2f} s "
-        f"({rate:,.0f} candidates/s; {_share(result.n_bounded, result.n_candidates)} "
-        "decided by bounds)"
+        f"({rate}{_share(result.n_bounded, result.n_candidates)} decided by bounds)"
     )
     if measures is not None:
         for line in measures.summary_lines():
@@ -362,9 +358,15 @@ def count_command(
         raise InputError("--inputs and --outputs must be at least 1")
     sizes = (inputs, *widths, outputs if joint else 1)
     n = CircuitSpace(sizes, compat).count()
-    what = "" if outputs == 1 else "jointly" if joint else f"per output (x{outputs})"
+    what = "" if outputs == 1 else "jointly" if joint else f"per output (x{outputs:,})"
+    refused = (
+        f"; a census would be refused above {DEFAULT_MAX_CANDIDATES:,} candidates unless "
+        "--max-candidates is raised"
+        if n > DEFAULT_MAX_CANDIDATES
+        else ""
+    )
     typer.echo(
         f"{'-'.join(map(str, sizes))}: {n:,} candidate circuits{' ' + what if what else ''}; "
-        f"census time about {_duration(estimate_seconds(n))} if every pair is scored, "
-        "usually far less"
+        f"census time {format_duration(estimate_seconds(n))} if every pair is scored, "
+        f"usually far less{refused}"
     )

@@ -49,7 +49,7 @@ def tasks(
         payload = {"complexity_definition": COMPLEXITY_NOTE, "tasks": records}
         sys.stdout.write(json.dumps(payload, indent=2) + "\n")
         return
-    table = Table(title="Tasks", caption=COMPLEXITY_NOTE, caption_justify="left")
+    table = Table(title="Tasks")
     table.add_column("name", no_wrap=True)
     table.add_column("inputs", justify="right")
     table.add_column("outputs", justify="right")
@@ -63,4 +63,7 @@ def tasks(
             f"{r['complexity']:.3f}",
             " ".join(r["truth_table"]),
         )
-    Console(file=sys.stdout).print(table)
+    console = Console(file=sys.stdout)
+    console.print(table)
+    # one line below the table (a caption would be wrapped to the table's width)
+    console.print(COMPLEXITY_NOTE, soft_wrap=True, highlight=False)

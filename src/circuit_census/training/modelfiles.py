@@ -13,6 +13,7 @@ import re
 import struct
 import warnings
 import zipfile
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -130,6 +131,12 @@ def _read_safetensors(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]
         ) from None
 
 
+# What to save instead of a pickle, for messages about model files.
+_SAVE_STATE_DICT = (
+    "save model.state_dict() with torch.save (or use a circuit-census .safetensors file)"
+)
+
+
 def _read_state_dict(path: Path) -> dict[str, np.ndarray]:
     import pickle
 
@@ -139,19 +146,60 @@ def _read_state_dict(path: Path) -> dict[str, np.ndarray]:
         with warnings.catch_warnings():  # torch warns on stderr about pickle protocols
             warnings.simplefilter("ignore")
             obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
+    except pickle.UnpicklingError:  # torch refuses anything but tensors and plain containers
         raise InputError(
-            f"refusing to load {path.name}: not a plain tensor state_dict "
-            f"({_first_line(exc)[:120]})"
+            f"refusing to load {path.name}: not a plain tensor state_dict but pickled Python "
+            f"objects (a whole model saved with torch.save(model)?), and pickles are never "
+            f"loaded; {_SAVE_STATE_DICT}"
         ) from None
-    if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise InputError(f"{path.name} is not a state_dict of tensors")
+    except (RuntimeError, EOFError, OSError, ValueError):
+        if _is_npz(path):
+            raise InputError(
+                f"{path.name} is an .npz data file, not a model: pass it as --data; a model is "
+                "a circuit-census .safetensors file or a PyTorch state_dict"
+            ) from None
+        raise InputError(
+            f"cannot read model file {path.name}: not a PyTorch state_dict that torch.load "
+            "can read (perhaps truncated or damaged)"
+        ) from None
+    if not isinstance(obj, Mapping):
+        raise InputError(
+            f"{path.name} holds a {type(obj).__name__}, not a state_dict of tensors; "
+            f"{_SAVE_STATE_DICT}"
+        )
+    for key, value in obj.items():
+        if not isinstance(value, torch.Tensor):
+            raise InputError(
+                f"{path.name} is not a state_dict of tensors: entry {str(key)!r} is a "
+                f"{type(value).__name__}; {_SAVE_STATE_DICT}"
+            )
     return {str(k): v.detach().to(torch.float64).numpy() for k, v in obj.items()}
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else type(exc).__name__
+def _is_npz(path: Path) -> bool:
+    """Whether ``path`` is a zip archive of ``.npy`` arrays (NumPy's ``.npz``)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (OSError, zipfile.BadZipFile, EOFError):
+        return False
+    return bool(names) and all(name.endswith(".npy") for name in names)
+
+
+_ANSI = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|[@-Z\\-_])")  # terminal escape sequences
+
+
+def _first_line(exc: BaseException, limit: int = 120) -> str:
+    """The first line of an exception's text for a one-line message: terminal escapes
+    removed, and at most ``limit`` characters, cut between words (marked by "...")."""
+    lines = _ANSI.sub("", str(exc)).strip().splitlines()
+    text = " ".join(lines[0].split()) if lines else ""
+    if not text:
+        return type(exc).__name__
+    if len(text) <= limit:
+        return text
+    cut = text[: limit + 1].rsplit(" ", 1)[0] if " " in text[:limit] else text[:limit]
+    return cut.rstrip(" ,;:.") + "..."
 
 
 _WEIGHT = re.compile(r"^(.*)weight$")
@@ -185,21 +233,80 @@ def chain_layers(
     return layers
 
 
+# What a data file must be, for messages about data files.
+_DATA_NEEDS = (
+    "a data file must be an .npz archive (numpy.savez) with a numeric array 'x' and, for "
+    "the accuracy criterion, 'y'; pickled data is never loaded"
+)
+# What reading a damaged .npz archive can raise (NumPy, zipfile, zlib, the system).
+_ARCHIVE_ERRORS = (
+    OSError,
+    ValueError,
+    EOFError,
+    zipfile.BadZipFile,
+    zlib.error,
+    NotImplementedError,
+)
+
+
+def _data_kind(path: Path) -> str | None:
+    """What a data file that is not an ``.npz`` archive is, from its first bytes (``None``
+    for a zip archive, which may be one)."""
+    with open(path, "rb") as fh:
+        head = fh.read(6)
+    if head[:2] == b"PK":
+        return None
+    if not head:
+        return "it is empty"
+    if head == b"\x93NUMPY":
+        return "it is a single .npy array, not an .npz archive"
+    if head[:1] == b"\x80":
+        return "it is a pickle, not an .npz archive"
+    return "it is not an .npz archive"
+
+
 def load_data(path: Path, need_y: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
     """Read ``x`` (and ``y``) from an ``.npz`` file, without pickles."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"data file {str(path)!r} does not exist or is not a file")
     try:
+        kind = _data_kind(path)
+        if kind is not None:
+            raise InputError(f"cannot read data file {path.name}: {kind}; {_DATA_NEEDS}")
         with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
-        raise InputError(f"cannot read data file {path.name}: {_first_line(exc)}") from None
+            arrays = {}
+            for key in data.files:
+                try:
+                    arrays[key] = data[key]
+                except ValueError as exc:
+                    if "pickle" not in str(exc):
+                        raise
+                    raise InputError(
+                        f"cannot read data file {path.name}: array {key!r} holds Python "
+                        f"objects; {_DATA_NEEDS}"
+                    ) from None
+    except InputError:
+        raise
+    except _ARCHIVE_ERRORS as exc:
+        # the system's reason (such as "permission denied"), else a damaged archive
+        reason = getattr(exc, "strerror", None)
+        detail = reason.lower() if reason else f"it is damaged or truncated; {_DATA_NEEDS}"
+        raise InputError(f"cannot read data file {path.name}: {detail}") from None
     if "x" not in arrays:
-        raise InputError(f"data file {path.name} has no array 'x'")
+        raise InputError(f"data file {path.name} has no array 'x'; {_DATA_NEEDS}")
     y = arrays.get("y")
     if need_y and y is None:
         raise InputError(f"the accuracy criterion needs targets: {path.name} has no array 'y'")
+    for key, value in (("x", arrays["x"]), ("y", y)):
+        if value is not None and (
+            not isinstance(value, np.ndarray) or value.dtype.kind not in "biuf"
+        ):
+            what = f"dtype {value.dtype}" if isinstance(value, np.ndarray) else "not an array"
+            raise InputError(
+                f"cannot read data file {path.name}: array {key!r} is not numeric ({what}); "
+                f"{_DATA_NEEDS}"
+            )
     x = np.asarray(arrays["x"], dtype=np.float64)
     if y is not None:
         y = np.asarray(y, dtype=np.float64)
