@@ -12,23 +12,12 @@ import sys
 import time
 
 import pytest
+from study_sweeps import WIDTH_SWEEP
 
 from circuit_census.experiments.runner import run_study
 from circuit_census.experiments.store import LOCK_NAME, Store, StudyBusy, StudyLock
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX file locks")
-
-# 18 rows, about 2-3 s in one process.
-SWEEP = """
-[defaults]
-task = "xor"
-seeds = 6
-[defaults.training]
-epochs = 300
-[experiments.w]
-factor = "width"
-levels = [6, 7, 8]
-"""
 
 
 def study_process(sweep, out) -> subprocess.Popen:
@@ -61,7 +50,7 @@ def lock_holder(out) -> str:
 
 def test_two_runs_started_together_one_computes_the_other_is_refused(tmp_path, cli):
     sweep = tmp_path / "sweep.toml"
-    sweep.write_text(SWEEP)
+    sweep.write_text(WIDTH_SWEEP)
     out = tmp_path / "study"
     procs = [study_process(sweep, out), study_process(sweep, out)]
     try:
@@ -95,7 +84,7 @@ def test_two_runs_started_together_one_computes_the_other_is_refused(tmp_path, c
 
 def test_a_run_killed_with_sigkill_leaves_its_pid_but_does_not_block_the_next(tmp_path):
     sweep = tmp_path / "sweep.toml"
-    sweep.write_text(SWEEP)
+    sweep.write_text(WIDTH_SWEEP)
     out = tmp_path / "study"
     proc = study_process(sweep, out)
     try:
@@ -132,7 +121,7 @@ def test_study_lock_refuses_a_second_holder_naming_the_first(tmp_path):
 
 def test_the_cli_refuses_a_study_run_while_another_holds_the_lock(tmp_path, cli):
     sweep = tmp_path / "sweep.toml"
-    sweep.write_text(SWEEP)
+    sweep.write_text(WIDTH_SWEEP)
     out = tmp_path / "study"
     with StudyLock(out):
         code, _, err = cli(["study", "run", str(sweep), "--out", str(out), "-q"])

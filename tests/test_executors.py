@@ -13,6 +13,7 @@ import time
 
 import numpy as np
 import pytest
+from study_sweeps import WIDTH_SWEEP
 
 import circuit_census.experiments.runner as runner
 from circuit_census.errors import InputError
@@ -300,21 +301,10 @@ RUNNER = textwrap.dedent(
     """
 )
 
-SLOW_SWEEP = """
-[defaults]
-task = "xor"
-seeds = 6
-[defaults.training]
-epochs = 300
-[experiments.w]
-factor = "width"
-levels = [6, 7, 8]
-"""
-
 
 def test_resume_after_kill_9_gives_the_uninterrupted_table(tmp_path):
     sweep_file = tmp_path / "sweep.toml"
-    sweep_file.write_text(SLOW_SWEEP)
+    sweep_file.write_text(WIDTH_SWEEP)
     killed, whole = tmp_path / "killed", tmp_path / "whole"
     proc = subprocess.Popen(
         [sys.executable, "-c", RUNNER, str(sweep_file), str(killed)],
@@ -362,14 +352,14 @@ def test_a_resumed_batch_is_trained_with_the_batch_mates_of_an_uninterrupted_run
     # 6 trained alone ends with another final_loss in the 8th digit); so a study that
     # lost the last seed of every batch must retrain the whole batch to write its rows.
     whole, resumed = tmp_path / "whole", tmp_path / "resumed"
-    run_study(parse_sweep(SLOW_SWEEP), whole)
+    run_study(parse_sweep(WIDTH_SWEEP), whole)
     shutil.copytree(whole, resumed)
     con = sqlite3.connect(resumed / "results.sqlite")
     with con:
         con.execute("DELETE FROM circuits WHERE key IN (SELECT key FROM results WHERE seed = 5)")
         assert con.execute("DELETE FROM results WHERE seed = 5").rowcount == 3
     con.close()
-    again = run_study(parse_sweep(SLOW_SWEEP), resumed)
+    again = run_study(parse_sweep(WIDTH_SWEEP), resumed)
     assert (again.skipped, again.computed) == (15, 3)
     assert table(resumed) == table(whole)
 

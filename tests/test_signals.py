@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from study_sweeps import WIDTH_SWEEP
 
 from circuit_census.experiments.runner import run_study
 from circuit_census.experiments.store import Store
@@ -24,18 +25,6 @@ from circuit_census.training.modelfiles import save_data, save_model
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
 TIMINGS = ("train_seconds", "census_seconds", "created_at")
-
-# 18 rows, inline about 0.1 s apart: time enough to stop the study mid-way.
-SWEEP = """
-[defaults]
-task = "xor"
-seeds = 6
-[defaults.training]
-epochs = 300
-[experiments.w]
-factor = "width"
-levels = [6, 7, 8]
-"""
 
 
 def cli_process(*args: str) -> subprocess.Popen:
@@ -239,7 +228,7 @@ def test_a_second_signal_stops_at_once_and_removes_temporary_files(tmp_path):
 
 def test_sigterm_mid_study_keeps_the_stored_rows_and_a_rerun_resumes(tmp_path):
     sweep = tmp_path / "sweep.toml"
-    sweep.write_text(SWEEP)
+    sweep.write_text(WIDTH_SWEEP)
     out, whole = tmp_path / "study", tmp_path / "whole"
     db = out / "results.sqlite"
     proc = cli_process("study", "run", str(sweep), "--out", str(out), "--workers", "1", "-q")
@@ -277,7 +266,7 @@ def test_ctrl_c_stops_a_study_and_its_worker_processes_quietly(tmp_path):
     # Ctrl-C at a terminal signals the whole process group: the workers must neither
     # print tracebacks of their own nor outlive the study.
     sweep = tmp_path / "sweep.toml"
-    sweep.write_text(SWEEP)
+    sweep.write_text(WIDTH_SWEEP)
     out = tmp_path / "study"
     proc = subprocess.Popen(
         [sys.executable, "-m", "circuit_census", "study", "run", str(sweep), "--out", str(out),
@@ -346,7 +335,7 @@ def test_sigterm_in_process_gives_143_and_the_resume_line(cli, tmp_path, monkeyp
 
     monkeypatch.setattr(runner._Study, "store_row", store_then_terminate)
     sweep = tmp_path / "sweep.toml"
-    sweep.write_text(SWEEP)
+    sweep.write_text(WIDTH_SWEEP)
     out = tmp_path / "study"
     code, _, err = cli(["study", "run", str(sweep), "--out", str(out), "-j", "1", "-q"])
     assert code == 143
