@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 import pytest
-from study_sweeps import WIDTH_SWEEP
+from study_sweeps import WIDTH_SWEEP, table
 
 import circuit_census.experiments.runner as runner
 from circuit_census.errors import InputError
@@ -44,27 +44,6 @@ levels = [0.0, 0.003]
 factor = "task"
 levels = ["and", "xor+and"]
 """
-
-TIMINGS = ("train_seconds", "census_seconds", "created_at")
-
-
-def table(path) -> list[dict]:
-    """A study's rows without timings, and its stored circuits."""
-    with Store(path) as store:
-        out = []
-        for row in store.rows():
-            row = {k: v for k, v in row.items() if k not in TIMINGS}
-            row["circuits"] = [
-                (
-                    c["output"],
-                    c["kind"],
-                    c["n_total"],
-                    store.circuits(row["key"], c["kind"], c["output"]).tolist(),
-                )
-                for c in store.circuit_counts(row["key"])
-            ]
-            out.append(row)
-        return out
 
 
 @pytest.fixture(scope="module")

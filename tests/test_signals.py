@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from study_sweeps import WIDTH_SWEEP
+from study_sweeps import WIDTH_SWEEP, table
 
 from circuit_census.experiments.runner import run_study
 from circuit_census.experiments.store import Store
@@ -23,8 +23,6 @@ from circuit_census.network import Network
 from circuit_census.training.modelfiles import save_data, save_model
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
-
-TIMINGS = ("train_seconds", "census_seconds", "created_at")
 
 
 def cli_process(*args: str) -> subprocess.Popen:
@@ -104,24 +102,6 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def table(path) -> list[dict]:
-    """A study's rows without timings, and its stored circuits."""
-    with Store(path) as store:
-        out = []
-        for row in store.rows():
-            row = {k: v for k, v in row.items() if k not in TIMINGS}
-            row["circuits"] = [
-                (
-                    c["output"],
-                    c["kind"],
-                    store.circuits(row["key"], c["kind"], c["output"]).tolist(),
-                )
-                for c in store.circuit_counts(row["key"])
-            ]
-            out.append(row)
-        return out
 
 
 # --------------------------------------------------------------------------- census
