@@ -104,6 +104,24 @@ def alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
+def outliving(pool: list[int], grace: float = 10.0) -> list[int]:
+    """The processes of ``pool`` still alive after waiting up to ``grace`` seconds."""
+    deadline = time.monotonic() + grace
+    while any(alive(p) for p in pool) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return [p for p in pool if alive(p)]
+
+
+def end_all(proc: subprocess.Popen, pool: list[int]) -> None:
+    """Never leave the command or its workers running, even when a test fails."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    for pid in pool:
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
 # --------------------------------------------------------------------------- census
 
 
@@ -142,17 +160,9 @@ def test_sigterm_mid_census_writes_nothing_and_leaves_no_temporary_file(
         pool = children(proc.pid)
         proc.send_signal(signal.SIGTERM)
         code, err = finish(proc)
-        deadline = time.monotonic() + 10
-        while any(alive(p) for p in pool) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        outlived = [p for p in pool if alive(p)]
+        outlived = outliving(pool)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        for pid in pool:  # never leave orphans, even when the test fails
-            if alive(pid):
-                os.kill(pid, signal.SIGKILL)
+        end_all(proc, pool)
     assert code == 143, err
     assert err == ["interrupted: nothing was written"]
     assert sorted(p.name for p in out.iterdir()) == []  # no result, no .tmp
@@ -259,17 +269,9 @@ def test_ctrl_c_stops_a_study_and_its_worker_processes_quietly(tmp_path):
         pool = wait_for(lambda: spawned() if len(spawned()) >= 2 else None, proc, "the workers")
         os.killpg(proc.pid, signal.SIGINT)
         code, err = finish(proc)
-        deadline = time.monotonic() + 10
-        while any(alive(p) for p in pool) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        outlived = [p for p in pool if alive(p)]
+        outlived = outliving(pool)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        for pid in pool:  # never leave orphans, even when the test fails
-            if alive(pid):
-                os.kill(pid, signal.SIGKILL)
+        end_all(proc, pool)
     assert code == 130, err
     assert len(err) == 1 and re.fullmatch(
         r"interrupted: \d+ of 18 rows are stored in .+; run the same command again to resume",
