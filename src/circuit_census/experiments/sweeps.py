@@ -64,7 +64,9 @@ FIXED_KEYS = (
     "training",
     "census",
 )
-EXPERIMENT_KEYS = ("description", "factor", "levels", *FIXED_KEYS)
+EXPERIMENT_KEYS = ("description", "factor", "levels", "finding", *FIXED_KEYS)
+# The findings an experiment may declare that it tests (analysis.findings.FINDINGS).
+FINDING_NUMBERS = (1, 2, 3, 4)
 STUDY_KEYS = ("name", "description", "valid_cap")
 TOP_KEYS = ("study", "defaults", "experiments")
 DEFAULT_TASK = "xor"  # hidden, activation and strengths default to TrainConfig's
@@ -114,6 +116,7 @@ class Experiment:
     factor: str
     description: str
     conditions: tuple[Condition, ...]
+    finding: int | None = None  # the study finding it declares it tests, if any
 
 
 @dataclass(frozen=True)
@@ -190,6 +193,7 @@ def _experiment(name: str, exp: Any, defaults: Mapping[str, Any]) -> Experiment:
             f"{where}.{own}: {factor!r} is the swept factor; give its values in {where}.levels only"
         )
     description = read_string(exp.get("description", ""), f"{where}.description")
+    finding = _finding(exp, where)
 
     # Merge [defaults] under the experiment (sub-tables key by key). The swept factor's
     # default is ignored: levels replace it.
@@ -213,7 +217,20 @@ def _experiment(name: str, exp: Any, defaults: Mapping[str, Any]) -> Experiment:
             raise InputError(f"{lw}: level {cond.factor_label!r} appears twice in {where}.levels")
         seen.add(cond.factor_label)
         conditions.append(cond)
-    return Experiment(name, factor, description, tuple(conditions))
+    return Experiment(name, factor, description, tuple(conditions), finding)
+
+
+def _finding(exp: Mapping[str, Any], where: str) -> int | None:
+    """The finding an experiment declares (``finding = N``), or None."""
+    if "finding" not in exp:
+        return None
+    number = read_integer(exp["finding"], f"{where}.finding")
+    if number not in FINDING_NUMBERS:
+        raise InputError(
+            f"{where}.finding: no finding {number}; the study's findings are numbered "
+            f"{', '.join(map(str, FINDING_NUMBERS))} (docs/findings.md)"
+        )
+    return number
 
 
 def _factor_and_levels(exp: Mapping[str, Any], where: str) -> tuple[str, list[Any]]:
