@@ -361,6 +361,10 @@ class _Snapshots:
 
     @torch.no_grad()
     def add(self, theta: torch.Tensor, flush: bool) -> None:
+        if flush and not self.pending:  # straight into the store (always so on a CPU)
+            self.store[self.count].copy_(theta)
+            self.count += 1
+            return
         self.pending.append(theta.detach().clone())
         if flush:
             block = torch.stack(self.pending)
