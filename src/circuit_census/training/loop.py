@@ -361,6 +361,8 @@ class _Snapshots:
 
     @torch.no_grad()
     def add(self, theta: torch.Tensor, flush: bool) -> None:
+        """Keep ``theta`` as the next epoch's snapshot; ``flush`` also moves every snapshot
+        still waiting on the device into the store (a device sync)."""
         if flush and not self.pending:  # straight into the store (always so on a CPU)
             self.store[self.count].copy_(theta)
             self.count += 1
