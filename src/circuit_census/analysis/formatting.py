@@ -19,7 +19,7 @@ def _missing(v: object) -> bool:
 
 
 def fmt_num(v: float | int | None) -> str:
-    """``12,345`` (whole), ``16.5``, ``0.235``, ``12,300`` (12,345.6), ``1.23e-05``."""
+    """``12,345`` (whole), ``16.5``, ``0.235``, ``0.6``, ``12,300`` (12,345.6), ``1.23e-05``."""
     if _missing(v):
         return MISSING
     v = float(v)  # type: ignore[arg-type]
@@ -30,8 +30,7 @@ def fmt_num(v: float | int | None) -> str:
         return f"{v:.2e}".replace("-", MINUS)
     if rounded == int(rounded):
         return f"{int(rounded):,}".replace("-", MINUS)
-    decimals = max(0, 2 - math.floor(math.log10(abs(rounded))))
-    return f"{rounded:,.{decimals}f}".replace("-", MINUS)
+    return f"{rounded:.3g}".replace("-", MINUS)
 
 
 def fmt_p(p: float) -> str:

@@ -26,6 +26,7 @@ from circuit_census.analysis.document import (
     render_markdown,
     slug,
 )
+from circuit_census.analysis.emergence import FirstValid, first_valid
 from circuit_census.analysis.findings import FINDINGS
 from circuit_census.analysis.formatting import (
     fmt_ci,
@@ -141,7 +142,7 @@ def build_report(
             series_figure(s, group.rows, _subtitle(s, setup), seed=seed)
         )
         mine = [v for v in verdicts if v.experiment == s.experiment and v.stratum == s.stratum]
-        blocks += _series_section(s, sentences[s.name], mine, figure)
+        blocks += _series_section(s, group.rows, sentences[s.name], mine, figure)
     pooled = [v for v in verdicts if v.stratum == POOLED]
     if pooled:
         blocks += [Heading(2, "Pooled over strata", "pooled")]
@@ -302,8 +303,30 @@ def _survivorship_section(
 # ------------------------------------------------------------------------- series
 
 
+def _emergence_sentence(f: FirstValid) -> str:
+    """When the first valid circuit appears during training, in numbers."""
+    if f.n_with == 0:
+        return (
+            f"**Emergence:** none of the {fmt_num(f.n_models)} models has a valid circuit at "
+            "any checkpoint."
+        )
+    never = f.n_models - f.n_with
+    return (
+        f"**Emergence:** the first valid circuit appears at training progress "
+        f"{fmt_num(f.median)} (median over {fmt_num(f.n_with)} models; IQR "
+        f"{fmt_num(f.q25)}–{fmt_num(f.q75)})"
+        + (f"; {fmt_num(never)} models have none at any checkpoint." if never else ".")
+        + " Progress is the fraction of each model's own training run (0: its "
+        "initialization; 1: its final weights)."
+    )
+
+
 def _series_section(
-    s: SeriesStats, found: str, verdicts: Sequence[VerdictRow], figure: FigureBlock
+    s: SeriesStats,
+    rows: Rows,
+    found: str,
+    verdicts: Sequence[VerdictRow],
+    figure: FigureBlock,
 ) -> list[Block]:
     """What the numbers show, the verdicts, the figure, the tables and the regression."""
     blocks: list[Block] = [
@@ -315,6 +338,8 @@ def _series_section(
         blocks.append(Para("No finding declared for this experiment: statistics only."))
     if s.factor == "task_complexity":
         blocks.append(Para(TASK_COMPLEXITY_DEFINITION, css="note"))
+    if s.factor == "progress":
+        blocks.append(Para(_emergence_sentence(first_valid(rows))))
     blocks += [figure, _level_table(s), _correlation_table(s), Para(regression_sentence(s))]
     blocks += [Para(f"Note: {note}.", css="note") for note in s.notes]
     return blocks

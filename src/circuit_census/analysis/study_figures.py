@@ -36,6 +36,7 @@ FACTOR_LABELS: dict[str, str] = {
     "dropout": "dropout rate",
     "task_complexity": "task complexity (effective rank of the truth table)",
     "noise": "input noise std",
+    "progress": "training progress (fraction of the model's own run)",
 }
 
 COLORS = {

@@ -14,6 +14,10 @@ experiment declaring the finding it tests (``finding = N``, docs/findings.md):
   judges each input count on its own and pooled), and multi-output stacks of 1 to 6
   two-input gates (``task-complexity-stacks``, descriptive: no finding, since each stack
   size is its own (inputs, outputs) stratum), width 6.
+- ``emergence``: the base setting (2-4-1 on XOR) censused at eleven points of each model's
+  own training run (progress 0, 0.1, ..., 1; progress 0 is the initialization), with the
+  accuracy criterion, so that a valid circuit means one that computes the task: how the
+  census changes while the network learns. Descriptive, no finding.
 
 Two scales: ``default`` (30 seeds per level) and ``quick`` (8 seeds, fewer levels). Every
 quick condition is also a default condition with the same settings, so a default run in
@@ -31,7 +35,7 @@ from circuit_census.errors import InputError
 from circuit_census.experiments.sweeps import Sweep, sweep_from_dict
 from circuit_census.training.config import TrainConfig
 
-PRESET_NAMES = ("l1", "orthogonality", "capacity", "task-complexity")
+PRESET_NAMES = ("l1", "orthogonality", "capacity", "task-complexity", "emergence")
 BASE_WIDTH = 4  # the published base setting: 2-4-1 on XOR
 ROBUSTNESS_WIDTH = 8
 SCALES = ("default", "quick")
@@ -82,7 +86,9 @@ QUICK_LEVELS: dict[str, list[Any]] = {
     "capacity": [2, 4, 6, 8, [2, 2], [3, 3]],
     "task-complexity": ["and", "or", "xor", "majority3", "parity3"],
     "task-complexity-stacks": [STACKS[0], STACKS[2], STACKS[5]],
+    "emergence": [0.0, 0.2, 0.5, 1.0],
 }
+PROGRESS_LEVELS = [round(0.1 * k, 1) for k in range(11)]
 
 DESCRIPTIONS = {
     "l1": "L1 regularization of the weights, width 4 (finding 1: only a weak relation)",
@@ -94,6 +100,8 @@ DESCRIPTIONS = {
     "capacity": "Hidden width, one and two hidden layers (finding 3: strongly more valid circuits)",
     "task-complexity": "Single-output tasks of 2 and of 3 inputs (finding 4, within each "
     "input count)",
+    "emergence": "The census of each model of the base setting at eleven points of its own "
+    "training run (accuracy criterion: a valid circuit computes the task)",
     "task-complexity-stacks": "Multi-output stacks of 1 to 6 gates; per-output censuses, "
     "measures averaged over outputs (descriptive, no finding)",
 }
@@ -125,6 +133,19 @@ def _experiments(name: str) -> dict[str, dict[str, Any]]:
                 "finding": 4,
             },
             "task-complexity-stacks": {"factor": "task", "levels": STACKS, "hidden": [TASK_WIDTH]},
+        }
+    if name == "emergence":
+        return {
+            "emergence": {
+                "factor": "progress",
+                "levels": PROGRESS_LEVELS,
+                "task": "xor",
+                "hidden": [BASE_WIDTH],
+                "census": {
+                    "criterion": "accuracy",
+                    "threshold": CensusSettings(criterion="accuracy").threshold,
+                },
+            }
         }
     raise InputError(f"unknown preset {name!r}; choose one of {', '.join(PRESET_NAMES)}")
 

@@ -39,7 +39,10 @@ from circuit_census.training.config import TrainConfig
 
 # The factors an experiment may sweep. Regularizer strengths are training settings that are
 # also study factors, so they sit beside task/hidden/activation rather than in [training].
-FACTORS = ("task", "width", "activation", "l1", "l2", "orthogonality", "dropout")
+FACTORS = ("task", "width", "activation", "l1", "l2", "orthogonality", "dropout", "progress")
+# Training progress levels (a model's checkpoint at this fraction of its own run) are taken
+# from this many evenly spaced checkpoints, so a level is a multiple of 1 / this.
+PROGRESS_STEPS = 100
 # The name a row gives its factor: what its numeric ``factor_value`` measures.
 ROW_FACTOR = {"task": "task_complexity"}
 REGULARIZERS = ("l1", "l2", "orthogonality", "dropout")
@@ -91,6 +94,7 @@ class Condition:
     training: TrainConfig
     census: CensusSettings
     seeds: tuple[int, ...] = ()
+    progress: float | None = None  # a checkpoint's place in training (factor "progress")
 
     @property
     def hidden(self) -> tuple[int, ...]:
@@ -295,6 +299,19 @@ def _condition(
     elif factor == "activation":
         label = read_string(level, where)
         training, value = changed(training, where, activation=label), None
+    elif factor == "progress":
+        value = read_number(level, where)
+        steps = value * PROGRESS_STEPS
+        if not 0.0 <= value <= 1.0 or abs(steps - round(steps)) > 1e-9:
+            raise InputError(
+                f"{where}: training progress is a fraction from 0 to 1 in steps of "
+                f"{1 / PROGRESS_STEPS:g}, got {value:g}"
+            )
+        label = number_label(value)
+        assert task is not None
+        return Condition(
+            experiment, factor, index, value, label, task, training, census, seeds, value
+        )
     else:
         value = read_number(level, where)
         training, label = changed(training, where, **{factor: value}), number_label(value)

@@ -26,7 +26,7 @@ from circuit_census import __version__
 from circuit_census.circuits.settings import DEFAULT_MAX_CANDIDATES, CensusSettings, RunOptions
 from circuit_census.experiments.rows import CircuitSet, Row
 from circuit_census.experiments.store import run_key
-from circuit_census.experiments.sweeps import Condition
+from circuit_census.experiments.sweeps import PROGRESS_STEPS, Condition
 from circuit_census.network import Network
 
 # Largest joint census (all outputs of a multi-output model together) a study takes.
@@ -80,6 +80,7 @@ def run_description(cond: Condition, seed: int) -> dict[str, Any]:
         "training": config,
         "census": cond.census.to_dict(),
         "seed": int(seed),
+        **({} if cond.progress is None else {"progress": cond.progress}),
     }
 
 
@@ -117,22 +118,30 @@ def train_task(cond: Condition, seeds: list[int]) -> list[TrainedRun]:
     from circuit_census.training.loop import train_models
 
     start = time.perf_counter()
-    models = train_models(make_task(cond.task), seeds, cond.training)
+    steps = 0 if cond.progress is None else min(PROGRESS_STEPS, cond.training.epochs)
+    models = train_models(make_task(cond.task), seeds, cond.training, checkpoints=steps)
     each = (time.perf_counter() - start) / max(1, len(models))
-    return [
-        TrainedRun(
-            seed=int(m.seed),
-            network=m.network,
-            x=m.val.x,
-            y=m.val.y,
-            converged=bool(m.converged),
-            final_loss=float(m.final_loss),
-            val_accuracy=float(m.val_accuracy),
-            epochs=int(m.epochs),
-            train_seconds=each,
+    out = []
+    for m in models:
+        # A progress level is the model's checkpoint at that fraction of its own run; its
+        # convergence is the whole run's (did the model it becomes converge?).
+        at = m.final_checkpoint
+        if cond.progress is not None and cond.progress < 1.0:
+            at = m.checkpoints[min(steps - 1, round(cond.progress * steps))]
+        out.append(
+            TrainedRun(
+                seed=int(m.seed),
+                network=at.network,
+                x=m.val.x,
+                y=m.val.y,
+                converged=bool(m.converged),
+                final_loss=float(at.train_loss),
+                val_accuracy=float(at.val_accuracy),
+                epochs=int(at.epoch),
+                train_seconds=each,
+            )
         )
-        for m in models
-    ]
+    return out
 
 
 def _census(run: TrainedRun, settings: CensusSettings, output: int | None, shard=None):
