@@ -5,7 +5,7 @@ never because of an experiment's name. Each claim names a measure and a region f
 Spearman's rho of that measure with the swept factor; a claim *agrees* when the whole 95%
 bootstrap interval of rho lies in the region, *disagrees* when the whole interval lies
 outside it, and is *inconclusive* otherwise (an undefined rho or interval included).
-``docs/findings.md`` states each finding in words.
+The Findings section of ``docs/definitions.md`` states each finding in words.
 """
 
 from __future__ import annotations

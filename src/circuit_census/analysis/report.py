@@ -82,8 +82,8 @@ TASK_COMPLEXITY_DEFINITION = (
 INTRODUCTION = (
     "When is a small network's behaviour explained by a unique circuit? Following "
     f"{MELOUX}, and the follow-up study {SAIRC}, this report tests the findings the "
-    "study declares (docs/findings.md states them) on this run's seeds. Counts are exact "
-    "censuses of every admissible circuit."
+    "study declares on this run's seeds (the Findings section of docs/definitions.md "
+    "states them). Counts are exact censuses of every admissible circuit."
 )
 
 

@@ -1,7 +1,7 @@
 """The study's built-in experiments, as ordinary sweep documents.
 
 Four presets, each a sweep (``circuit-census study preset NAME`` prints its TOML), each
-experiment declaring the finding it tests (``finding = N``, docs/findings.md):
+experiment declaring the finding it tests (``finding = N``; docs/definitions.md, Findings):
 
 - ``l1`` (finding 1): XOR, L1 strength from 0 up to the largest level at which most seeds
   still converge (measured at width 4: about 60% at 0.007, 50% at 0.01), at width 4 (the

@@ -232,7 +232,7 @@ def _finding(exp: Mapping[str, Any], where: str) -> int | None:
     if number not in FINDING_NUMBERS:
         raise InputError(
             f"{where}.finding: no finding {number}; the study's findings are numbered "
-            f"{', '.join(map(str, FINDING_NUMBERS))} (docs/findings.md)"
+            f"{', '.join(map(str, FINDING_NUMBERS))} (docs/definitions.md, Findings)"
         )
     return number
 

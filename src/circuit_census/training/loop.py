@@ -71,7 +71,7 @@ class Checkpoint:
     progress: float  # epoch / the model's own epochs (0.0 also when it trained none)
     network: Network  # float64 copy of the float32 weights at that epoch
     train_loss: float  # training MSE (data term only, no dropout) of these weights
-    val_accuracy: float  # SPEC accuracy on the model's validation set
+    val_accuracy: float  # accuracy (docs/definitions.md) on the model's validation set
 
 
 @dataclass
@@ -84,7 +84,7 @@ class TrainedModel:
     val: Dataset
     converged: bool
     final_loss: float  # training MSE (data term only, no dropout) of the final weights
-    val_accuracy: float  # SPEC accuracy on the validation set
+    val_accuracy: float  # accuracy (docs/definitions.md) on the validation set
     epochs: int  # epochs of updates performed before the model stopped
     # with train_models(checkpoints=K): K checkpoints, at epochs checkpoint_epochs(epochs, K);
     # the final weights are not among them (see final_checkpoint)
@@ -200,7 +200,7 @@ class BatchedOptimizer:
 
 
 def accuracy(outputs: np.ndarray, targets: np.ndarray) -> float:
-    """SPEC accuracy: fraction of samples whose every output, read as ``>= 0.5``, is right."""
+    """Accuracy: the fraction of samples whose every output, read as ``>= 0.5``, is right."""
     right = np.all((outputs >= 0.5) == (targets >= 0.5), axis=1)
     return float(np.mean(right))
 
