@@ -116,7 +116,11 @@ def rows() -> list[dict]:
 
 @pytest.fixture(scope="module")
 def report(rows):
-    setup = {"training": {"epochs": 2000, "lr": 0.01}, "findings": DECLARED}
+    setup = {
+        "training": {"epochs": 2000, "lr": 0.01, "batch_size": None},
+        "census": {"ablation": "zero", "compat": None, "criterion": "mse", "threshold": 0.05},
+        "findings": DECLARED,
+    }
     return build_report(rows, setup, n_resamples=300)
 
 

@@ -556,6 +556,9 @@ def write_report(
     figure_dir = study_dir / "figures"
     for name, png in report.figures.items():
         atomic_write(figure_dir / name, lambda tmp, png=png: tmp.write_bytes(png))
+    for stale in figure_dir.glob("*.png"):  # figures of series this report no longer has
+        if stale.name not in report.figures:
+            stale.unlink()
     md_path, html_path = study_dir / "report.md", study_dir / "report.html"
     atomic_write(md_path, lambda tmp: tmp.write_text(report.markdown, encoding="utf-8"))
     atomic_write(html_path, lambda tmp: tmp.write_text(report.html, encoding="utf-8"))

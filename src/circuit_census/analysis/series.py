@@ -52,6 +52,7 @@ class Series:
     stratum: str  # what the series holds fixed: "depth 2", "3 inputs, 1 output", "hidden 4"
     split: bool  # whether the experiment was split into several series
     rows: tuple[Mapping[str, object], ...]
+    notes: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -139,7 +140,7 @@ def series_stats(
     categorical = is_categorical(rows)
     used = [r for r in rows if is_included(r) and not math.isnan(factor_value(r))]
     everyone = [r for r in rows if has_census(r) and not math.isnan(factor_value(r))]
-    notes = []
+    notes = list(series.notes)
     n_no_level = sum(1 for r in rows if math.isnan(level_key(r, categorical)))
     if n_no_level:
         notes.append(f"{n_no_level} row(s) without a level of the factor left out")
@@ -171,7 +172,8 @@ def series_stats(
 def _fixed_label(rows: Rows, factor: str) -> str:
     """What an unsplit series holds fixed, in a few words."""
     if factor == "task_complexity":
-        return stratum_label(*stratum_of(rows[0]))
+        strata = sorted({stratum_of(r) for r in rows})
+        return stratum_label(*strata[0]) if len(strata) == 1 else "mixed shapes"
     if factor == "width":
         return f"depth {row_depth(rows[0])}"
     hidden = sorted({str(r.get("hidden", "?")) for r in rows}, key=natural_key)
@@ -190,16 +192,26 @@ def split_series(rows: Iterable[Mapping[str, object]]) -> list[Series]:
         group = snapped(group)
         factors = [str(r.get("factor", "")) for r in group if r.get("factor")]
         factor = max(set(factors), key=factors.count) if factors else "factor"
+        notes: tuple[str, ...] = ()
         if factor == "task_complexity":
             keys = {stratum_of(r) for r in group}
             parts = [
                 (stratum_label(*k), [r for r in group if stratum_of(r) == k]) for k in sorted(keys)
             ]
+            if all(len({factor_value(r) for r in part}) < 2 for _, part in parts):
+                # Every stratum is a single level (stacks of 1, 2, ... outputs): kept as one
+                # descriptive series, which compares tasks of different shapes.
+                parts = [(_fixed_label(group, factor), group)]
+                notes = (
+                    "every level is a different (inputs, outputs) stratum: this series "
+                    "compares tasks of different shapes (measures averaged over outputs)",
+                )
         else:
             depths = sorted({row_depth(r) for r in group}, key=lambda v: (v is None, v or 0))
             parts = [(f"depth {d}", [r for r in group if row_depth(r) == d]) for d in depths]
         if len(parts) <= 1:
-            out.append(Series(experiment, factor, _fixed_label(group, factor), False, tuple(group)))
+            label = _fixed_label(group, factor)
+            out.append(Series(experiment, factor, label, False, tuple(group), notes))
             continue
         out += [Series(experiment, factor, label, True, tuple(part)) for label, part in parts]
     return out

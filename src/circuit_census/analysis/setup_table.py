@@ -147,11 +147,16 @@ def _seed_text(seeds: Sequence[int]) -> str:
 
 
 def value_text(value: object) -> str:
-    """A setting's value in words: mappings as ``k = v, ...``, sequences comma-separated."""
+    """A setting's value in words: mappings as ``k = v, ...``, sequences comma-separated;
+    an unset value (None) as "none"."""
     if isinstance(value, Mapping):
         return ", ".join(f"{k} = {value_text(v)}" for k, v in value.items())
     if isinstance(value, (list, tuple)):
         return ", ".join(value_text(v) for v in value)
+    if value is None:
+        return "none"
+    if isinstance(value, float):
+        return fmt_num(value)
     return str(value)
 
 
