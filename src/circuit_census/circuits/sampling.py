@@ -1,0 +1,149 @@
+"""Uniform random circuits: an exact sampler built on the counting dynamic program.
+
+The admissible circuits of an architecture are counted layer by layer over the sizes of
+the active sets (:meth:`CircuitSpace.count`). Drawing one uniformly runs that count
+backwards: pick the previous layer's active-set size with probability proportional to
+the number of circuits through it, then the active set itself (uniform among sets of
+that size), then the edges between the two active sets (a uniform 0/1 matrix with no
+empty column, and no empty row where the senders are hidden neurons), column by column
+with exact completion counts. Counts are Python integers, exact at any size. The
+``meloux2025`` mode leaves out circuits that keep every hidden neuron: those draws are
+rejected (uniform over what remains).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from math import comb
+
+import numpy as np
+
+from circuit_census.circuits.space import CircuitSpace, bools_to_bits, covering_matrices
+
+
+@cache
+def _completions(n_rows: int, uncovered: int, columns: int) -> int:
+    """Ways to fill ``columns`` non-zero columns of ``n_rows`` bits so that every one of
+    ``uncovered`` given rows gets a 1 (the other rows are free)."""
+    return sum(
+        (-1) ** j * comb(uncovered, j) * (2 ** (n_rows - j) - 1) ** columns
+        for j in range(uncovered + 1)
+    )
+
+
+def _choose(weights: list[int], rng: np.random.Generator) -> int:
+    """An index drawn with probability proportional to exact integer weights."""
+    total = sum(weights)
+    # A uniform integer below total, exactly (floats lose precision past 2^53).
+    r = int.from_bytes(rng.bytes((total.bit_length() + 7) // 8 + 8), "little") % total
+    for i, w in enumerate(weights):
+        if r < w:
+            return i
+        r -= w
+    raise AssertionError("weights exhausted")  # pragma: no cover
+
+
+def _subset(n: int, k: int, rng: np.random.Generator) -> np.ndarray:
+    """A uniform k-subset of range(n), as sorted indices."""
+    return np.sort(rng.choice(n, size=k, replace=False))
+
+
+def covering_matrix(
+    n_rows: int, n_cols: int, rows_covered: bool, rng: np.random.Generator
+) -> np.ndarray:
+    """A uniform ``n_rows x n_cols`` 0/1 matrix with no zero column (and no zero row if
+    ``rows_covered``), drawn column by column with exact completion counts."""
+    out = np.zeros((n_rows, n_cols), dtype=bool)
+    uncovered = list(range(n_rows)) if rows_covered else []
+    for col in range(n_cols):
+        left = n_cols - col - 1
+        k = len(uncovered)
+        free = n_rows - k
+        # m: how many of the uncovered rows this column covers.
+        weights = []
+        for m in range(k + 1):
+            vectors = comb(k, m) * 2**free - (1 if m == 0 else 0)  # the zero column is out
+            weights.append(vectors * _completions(n_rows, k - m, left))
+        m = _choose(weights, rng)
+        newly = [uncovered[i] for i in _subset(k, m, rng)] if m else []
+        while True:  # the free rows: any pattern, but not an all-zero column
+            rest = rng.random(free) < 0.5
+            if m or rest.any():
+                break
+        covered_rows = [r for r in range(n_rows) if r not in uncovered]
+        out[newly, col] = True
+        out[np.asarray(covered_rows, dtype=np.int64)[rest], col] = True
+        uncovered = [r for r in uncovered if r not in newly]
+    assert not uncovered
+    return out
+
+
+def _forward_ways(space: CircuitSpace) -> list[dict[int, int]]:
+    """``ways[l][a]``: circuits of layers up to ``l`` ending in one given active set of
+    size ``a`` in layer ``l`` (the count's forward table, kept for sampling)."""
+    sizes = space.sizes
+    inputs_covered = space.compat == "meloux2025"
+    tables = [{sizes[0]: 1}]
+    for layer in range(1, len(sizes)):
+        n = sizes[layer]
+        last = layer == len(sizes) - 1
+        covered = inputs_covered or layer > 1
+        new: dict[int, int] = {}
+        for b in [n] if last else range(n + 1):
+            new[b] = sum(
+                (comb(sizes[layer - 1], a) if layer > 1 else 1)
+                * w
+                * covering_matrices(a, b, covered)
+                for a, w in tables[-1].items()
+            )
+        tables.append(new)
+    return tables
+
+
+def sample_circuits(space: CircuitSpace, n: int, seed: int = 0) -> np.ndarray:
+    """``n`` circuits drawn uniformly (with replacement) from the admissible circuits, as
+    an ``(n, n_words)`` bitset array; the same seed gives the same circuits."""
+    rng = np.random.default_rng(seed)
+    tables = _forward_ways(space)
+    inputs_covered = space.compat == "meloux2025"
+    out = np.zeros((n, space.n_edges), dtype=bool)
+    drawn = 0
+    while drawn < n:
+        masks = _draw_masks(space, tables, inputs_covered, rng)
+        hidden_all = all(masks[layer].any(axis=1).all() for layer in range(space.n_layers - 1))
+        if space.compat == "meloux2025" and space.n_layers > 1 and hidden_all:
+            continue  # the mode leaves these out: reject, uniform over the rest
+        out[drawn] = np.concatenate([m.reshape(-1) for m in masks])
+        drawn += 1
+    return bools_to_bits(out, space.n_words)
+
+
+def _draw_masks(
+    space: CircuitSpace,
+    tables: list[dict[int, int]],
+    inputs_covered: bool,
+    rng: np.random.Generator,
+) -> list[np.ndarray]:
+    """One circuit's per-layer masks, drawn backwards from the output layer."""
+    sizes = space.sizes
+    masks = [np.zeros(shape, dtype=bool) for shape in space.layer_shapes]
+    active = np.arange(sizes[-1])  # the output layer: every output active
+    for layer in range(len(sizes) - 1, 0, -1):
+        prev = sizes[layer - 1]
+        covered = inputs_covered or layer > 1
+        b = active.size
+        if layer == 1:
+            prev_active = np.arange(prev)
+        else:
+            options = sorted(tables[layer - 1])
+            weights = [
+                comb(prev, a) * tables[layer - 1][a] * covering_matrices(a, b, covered)
+                for a in options
+            ]
+            a = options[_choose(weights, rng)]
+            prev_active = _subset(prev, a, rng)
+        if prev_active.size:
+            block = covering_matrix(prev_active.size, b, covered, rng)
+            masks[layer - 1][np.ix_(active, prev_active)] = block.T
+        active = prev_active
+    return masks
