@@ -51,3 +51,36 @@ def test_sampler_is_seeded_and_works_past_64_bit_counts():
     deep = CircuitSpace((2, 8, 8, 1))
     for row in sample_circuits(deep, 20, seed=0):
         assert deep.is_admissible(deep.bits_to_masks(row))
+
+
+# ------------------------------------------------------------------ estimates
+
+
+def _network(sizes, seed):
+    from circuit_census.network import Network
+
+    rng = np.random.default_rng(seed)
+    ws = [rng.normal(0, 1, (sizes[i + 1], sizes[i])) for i in range(len(sizes) - 1)]
+    bs = [rng.normal(0, 0.3, sizes[i + 1]) for i in range(len(sizes) - 1)]
+    return Network(tuple(ws), tuple(bs), "relu", "identity")
+
+
+def test_estimate_interval_covers_the_exact_fraction_at_the_stated_rate():
+    from circuit_census.circuits.census import census
+    from circuit_census.circuits.estimate import estimate_census
+    from circuit_census.circuits.settings import CensusSettings, RunOptions
+
+    net = _network((2, 3, 1), 0)
+    x = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=float)
+    settings = CensusSettings(threshold=0.05)
+    exact = census(net, x, None, settings, RunOptions())
+    truth = exact.n_valid / exact.n_candidates
+    assert 0.1 < truth < 0.9  # a fraction the interval can miss on either side
+    runs = [estimate_census(net, x, None, settings, 60, seed=s) for s in range(200)]
+    covered = sum(e.fraction_low <= truth <= e.fraction_high for e in runs)
+    # Wilson 95%: coverage over 200 seeds within a binomial margin of 0.95
+    assert stats.binomtest(covered, 200, 0.95).pvalue > 1e-3
+    assert all(e.n_candidates == 63 and e.n_sampled == 60 for e in runs)
+    e = runs[0]
+    assert e.n_valid == pytest.approx(e.valid_fraction * 63)
+    assert e.to_dict()["estimate"] is True

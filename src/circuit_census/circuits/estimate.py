@@ -1,0 +1,93 @@
+"""Past the exact frontier: estimate a census from circuits drawn uniformly.
+
+Where an exact census would take too long, :func:`estimate_census` draws ``n`` circuits
+uniformly from the admissible space (:mod:`circuit_census.circuits.sampling`), judges each
+one exactly (one forward pass of its ablated model, as :func:`evaluate_circuit` does), and
+reports the valid fraction with a 95% Wilson interval, and the number of valid circuits as
+that fraction of the exact number of candidates. It is an estimate and says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+from circuit_census.circuits.ablation import evaluate_circuit
+from circuit_census.circuits.sampling import sample_circuits
+from circuit_census.circuits.settings import CensusSettings
+from circuit_census.circuits.space import CircuitSpace
+from circuit_census.errors import InputError
+from circuit_census.network import Network
+
+CONFIDENCE = 0.95
+
+
+@dataclass(frozen=True)
+class CensusEstimate:
+    """A census estimated from ``n_sampled`` uniform draws (with replacement)."""
+
+    n_candidates: int  # exact
+    n_sampled: int
+    n_valid_sampled: int
+    seed: int
+    valid_fraction: float
+    fraction_low: float  # 95% Wilson interval of the valid fraction
+    fraction_high: float
+
+    @property
+    def n_valid(self) -> float:
+        """The estimated number of valid circuits."""
+        return self.valid_fraction * self.n_candidates
+
+    @property
+    def n_valid_interval(self) -> tuple[float, float]:
+        return (self.fraction_low * self.n_candidates, self.fraction_high * self.n_candidates)
+
+    def to_dict(self) -> dict[str, object]:
+        low, high = self.n_valid_interval
+        return {
+            "estimate": True,
+            "method": "uniform sample of admissible circuits, each judged exactly; "
+            "95% Wilson interval",
+            "n_candidates": self.n_candidates,
+            "n_sampled": self.n_sampled,
+            "n_valid_sampled": self.n_valid_sampled,
+            "seed": self.seed,
+            "valid_fraction": self.valid_fraction,
+            "valid_fraction_ci": [self.fraction_low, self.fraction_high],
+            "n_valid_estimate": self.n_valid,
+            "n_valid_ci": [low, high],
+        }
+
+
+def wilson(k: int, n: int) -> tuple[float, float]:
+    """The 95% Wilson score interval of ``k`` successes in ``n`` draws."""
+    ci = stats.binomtest(k, n).proportion_ci(confidence_level=CONFIDENCE, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
+def estimate_census(
+    network: Network,
+    x: np.ndarray,
+    y: np.ndarray | None,
+    settings: CensusSettings,
+    n: int,
+    seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> CensusEstimate:
+    """Estimate the valid fraction and count of ``network``'s circuits from ``n`` uniform
+    draws, each judged exactly; ``progress(done, n)`` after each block of draws."""
+    if n < 1:
+        raise InputError(f"--estimate needs at least one circuit to draw, got {n}")
+    space = CircuitSpace(network.sizes, settings.compat)
+    bits = sample_circuits(space, n, seed=seed)
+    valid = 0
+    for i, row in enumerate(bits):
+        valid += evaluate_circuit(network, space.bits_to_masks(row), x, y, settings).valid
+        if progress is not None and ((i + 1) % 256 == 0 or i + 1 == n):
+            progress(i + 1, n)
+    low, high = wilson(valid, n)
+    return CensusEstimate(space.count(), n, valid, seed, valid / n, low, high)
