@@ -161,8 +161,8 @@ BAD = [
         ["experiments.a.levels[1]", "dropout"],
     ),
     (
-        "[experiments.a]\nfactor='l1'\nlevels=[0.0]\n[experiments.a.census]\nablation='resample'\n",
-        ["experiments.a.census.ablation", "resample"],
+        "[experiments.a]\nfactor='l1'\nlevels=[0.0]\n[experiments.a.census]\nablation='patch'\n",
+        ["experiments.a.census.ablation", "patch"],
     ),
     (
         "[experiments.a]\nfactor='l1'\nlevels=[0.0]\n[experiments.a.training]\noptimizer='lbfgs'\n",
