@@ -59,14 +59,17 @@ def census_truth(
     y: np.ndarray | None,
     settings: CensusSettings,
     max_candidates: int | None = DEFAULT_MAX_CANDIDATES,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Truth | None:
     """The census's valid and minimal circuits (of all outputs jointly), or ``None`` when
-    the census has more candidates than ``max_candidates``."""
+    the census has more candidates than ``max_candidates``; ``progress`` as in
+    :class:`RunOptions`."""
     space = CircuitSpace(network.sizes)
     if max_candidates is not None and space.count() > max_candidates:
         return None
     output = "joint" if network.sizes[-1] > 1 else None
-    result = census(network, x, y, settings, RunOptions(max_candidates=None), output=output)
+    options = RunOptions(max_candidates=None, progress=progress)
+    result = census(network, x, y, settings, options, output=output)
     return Truth(space, result.n_candidates, result.valid, minimal_circuits(result.valid))
 
 
