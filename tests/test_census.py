@@ -309,16 +309,16 @@ def test_joint_census_of_multi_output_network_equals_reference():
     rng = np.random.default_rng(6)
     net = random_network(rng, (2, 2, 2), "relu", "identity")
     x, y = xor_like_data(rng, 2, 2)
-    for criterion, threshold in (("mse", 0.3), ("accuracy", 0.5)):
-        n_ref, valid_ref = reference_census(net, x, y, "mean", criterion, threshold)
-        result = census(
-            net,
-            x,
-            y,
-            CensusSettings(ablation="mean", criterion=criterion, threshold=threshold),
-            output="joint",
-        )
-        assert (result.n_candidates, as_flags(result)) == (n_ref, valid_ref)
+    for ablation, pairs in (("mean", "seeded"), ("resample", "seeded"), ("resample", "all")):
+        for criterion, threshold in (("mse", 0.3), ("accuracy", 0.5)):
+            n_ref, valid_ref = reference_census(
+                net, x, y, ablation, criterion, threshold, pairs=pairs, seed=4
+            )
+            settings = CensusSettings(
+                criterion, threshold, ablation, resample_pairs=pairs, resample_seed=4
+            )
+            result = census(net, x, y, settings, output="joint")
+            assert (result.n_candidates, as_flags(result)) == (n_ref, valid_ref)
 
 
 def test_valid_circuits_are_listed_by_size_then_edge_list():
@@ -608,6 +608,18 @@ def test_bad_settings_are_refused_when_made(kwargs, message):
 def test_bad_run_options_are_refused_when_made(kwargs, message):
     with pytest.raises(InputError, match=message):
         RunOptions(**kwargs)
+
+
+def test_settings_record_resample_pairs_only_under_resample_ablation():
+    # other ablations keep the record (and so the keys of stored study runs) they had
+    assert set(CensusSettings(ablation="mean").to_dict()) == {
+        "criterion",
+        "threshold",
+        "ablation",
+        "compat",
+    }
+    record = CensusSettings(ablation="resample", resample_pairs="all", resample_seed=3).to_dict()
+    assert record["resample_pairs"] == "all" and record["resample_seed"] == 3
 
 
 def test_settings_fill_in_the_criterion_default_threshold():

@@ -285,3 +285,19 @@ def test_method_summaries_give_one_row_per_method():
 def test_bad_discovery_options_are_refused_when_made(kwargs, message):
     with pytest.raises(InputError, match=message):
         DiscoveryOptions(**kwargs)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_methods_under_the_accuracy_criterion_grade_with_the_targets(method):
+    """Network one computes x0 + x1; read as a bit (>= 0.5) it is OR, and zero ablation of
+    x1->h0 breaks it on (0, 1) only: a quarter of the samples wrong."""
+    net, y_or = one_minimal(), (X.sum(axis=1, keepdims=True) >= 1).astype(float)
+    settings = CensusSettings("accuracy", 0.9)
+    report = discover_and_grade(net, X, y_or, settings, DiscoveryOptions(method), seeds=2)
+    valid, minimal = valid_and_minimal(net, X, y_or, settings)
+    assert report.n_valid == len(valid) and report.n_minimal == len(minimal)
+    for run in report.runs:
+        key = tuple(int(v) for v in run.discovered.flags)
+        assert run.grade.valid == (key in valid) and run.grade.minimal == (key in minimal)
+    with pytest.raises(InputError, match="needs targets"):
+        discover(net, X, None, settings, DiscoveryOptions(method))
