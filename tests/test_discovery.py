@@ -301,3 +301,8 @@ def test_methods_under_the_accuracy_criterion_grade_with_the_targets(method):
         assert run.grade.valid == (key in valid) and run.grade.minimal == (key in minimal)
     with pytest.raises(InputError, match="needs targets"):
         discover(net, X, None, settings, DiscoveryOptions(method))
+
+
+def test_no_seeds_is_refused():
+    with pytest.raises(InputError, match="seeds must be at least 1"):
+        discover_and_grade(one_minimal(), X, Y, seeds=0)

@@ -87,8 +87,8 @@ def discover_command(
     settings = CensusSettings(
         criterion, threshold, ablation, resample_pairs=resample_pairs, resample_seed=resample_seed
     )
-    if seeds < 1:
-        raise InputError("--seeds must be at least 1")
+    if seeds < 1:  # checked before the census is taken; discover_and_grade checks it too
+        raise InputError(f"seeds must be at least 1, got {seeds}")
     if output is not None and output.is_dir():
         raise InputError(f"--output {output} is a folder; give a file name")
     if figures is not None and figures.exists() and not figures.is_dir():

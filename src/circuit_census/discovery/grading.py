@@ -31,6 +31,7 @@ from circuit_census.discovery.patching import (
     is_valid,
     patching,
 )
+from circuit_census.errors import InputError
 from circuit_census.measures.uniqueness import minimal_circuits
 from circuit_census.network import Network
 
@@ -240,6 +241,8 @@ def discover_and_grade(
     """Run ``options.method`` with seeds ``0..seeds-1`` and grade every circuit against
     the census (taken here unless ``truth`` is given and skipped when larger than
     ``max_candidates``). ``progress(done, total)`` is called after each seed."""
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise InputError(f"seeds must be at least 1, got {seeds!r}")
     if truth is None:
         truth = census_truth(network, x, y, settings, max_candidates)
     graded = patching(network, x, y, settings)
