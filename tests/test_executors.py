@@ -62,9 +62,9 @@ def test_reference_rows_are_complete(reference):
     assert multi and all(r["n_outputs"] == 2 for r in multi)
     for r in multi:
         outs = r["measures"]["outputs"]
-        assert r["n_valid"] == sum(o["n_valid"] for o in outs)
-        assert r["n_candidates"] == 2 * 63  # two 2-3-1 sub-networks
-        assert r["identifiable"] == all(o["n_minimal"] == 1 for o in outs)
+        assert r["n_valid"] == sum(o["n_valid"] for o in outs) / 2  # averaged over outputs
+        assert r["n_candidates"] == 63  # each output's 2-3-1 sub-network
+        assert r["identifiable"] == sum(o["n_minimal"] == 1 for o in outs) / 2
         assert {c[:2] for c in r["circuits"]} == {
             (0, "valid"),
             (0, "minimal"),

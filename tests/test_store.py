@@ -52,9 +52,14 @@ def make_row(i: int, experiment: str = "e") -> dict:
         "val_accuracy": 1.0,
         "epochs": 100 + i,
         "n_candidates": 255,
-        "n_valid": 10 + i,
-        "n_minimal": 1 + i % 2,
-        "identifiable": i % 2 == 0,
+        "n_valid": 10.0 + i,
+        "n_minimal": 1.0 + i % 2,
+        "valid_fraction": (10 + i) / 255,
+        "identifiable": float(i % 2 == 0),
+        "n_candidates_joint": 255,
+        "n_valid_joint": 10 + i,
+        "n_minimal_joint": 1 + i % 2,
+        "identifiable_joint": i % 2 == 0,
         "measures": {"n_valid": 10 + i, "mean_jaccard": 0.5, "outputs": None},
         "settings": {"seed": i},
         "valid_stored": 10 + i,
@@ -73,7 +78,8 @@ def test_rows_round_trip_with_types(tmp_path):
     rows = store.rows()
     assert [r["seed"] for r in rows] == [0, 1, 2]  # ordered by experiment, level, seed
     assert set(rows[0]) == set(COLUMN_NAMES)
-    assert rows[0]["converged"] is True and rows[1]["identifiable"] is False
+    assert rows[0]["converged"] is True and rows[1]["identifiable_joint"] is False
+    assert rows[0]["identifiable"] == 1.0 and rows[1]["n_valid"] == 11.0
     assert rows[1]["measures"] == {"n_valid": 11, "mean_jaccard": 0.5, "outputs": None}
     assert rows[0]["created_at"]
     key = rows[2]["key"]
@@ -120,9 +126,14 @@ def test_the_schema_is_the_row_type():
         ("val_accuracy", "REAL"),
         ("epochs", "INTEGER"),
         ("n_candidates", "INTEGER"),
-        ("n_valid", "INTEGER"),
-        ("n_minimal", "INTEGER"),
-        ("identifiable", "INTEGER"),
+        ("n_valid", "REAL"),
+        ("n_minimal", "REAL"),
+        ("valid_fraction", "REAL"),
+        ("identifiable", "REAL"),
+        ("n_candidates_joint", "INTEGER"),
+        ("n_valid_joint", "INTEGER"),
+        ("n_minimal_joint", "INTEGER"),
+        ("identifiable_joint", "INTEGER"),
         ("measures", "TEXT"),
         ("settings", "TEXT"),
         ("valid_stored", "INTEGER"),
@@ -132,7 +143,7 @@ def test_the_schema_is_the_row_type():
     )
     from circuit_census.experiments.store import BOOL_COLUMNS, JSON_COLUMNS
 
-    assert BOOL_COLUMNS == ("converged", "identifiable")
+    assert BOOL_COLUMNS == ("converged", "identifiable_joint")
     assert JSON_COLUMNS == ("measures", "settings")
 
 

@@ -91,7 +91,8 @@ def test_export_csv_has_the_columns_and_one_row_per_model(study, tmp_path, cli):
     assert len(rows) == 8
     assert set(REQUIRED_EXPORT) <= set(rows[0])
     assert {r["converged"] for r in rows} <= {"true", "false"}
-    assert all(int(r["n_valid"]) <= int(r["n_candidates"]) == 15 for r in rows)
+    assert all(float(r["n_valid"]) <= int(r["n_candidates"]) == 15 for r in rows)
+    assert all(float(r["valid_fraction"]) == pytest.approx(float(r["n_valid"]) / 15) for r in rows)
     assert not list(tmp_path.glob(".*tmp"))  # written atomically, nothing left behind
 
 
@@ -104,7 +105,9 @@ def test_export_parquet_has_the_columns_and_one_row_per_model(study, tmp_path, c
     assert data.num_rows == 8
     assert set(REQUIRED_EXPORT) <= set(data.column_names)
     assert str(data.schema.field("converged").type) == "bool"
-    assert str(data.schema.field("n_valid").type) == "int64"
+    assert str(data.schema.field("n_candidates").type) == "int64"
+    assert str(data.schema.field("n_valid").type) == "double"  # averaged over outputs
+    assert str(data.schema.field("valid_fraction").type) == "double"
 
 
 @pytest.mark.parametrize(

@@ -7,8 +7,12 @@ import json
 
 import numpy as np
 import pytest
+from rich.filesize import decimal
 
-from circuit_census.training.loop import CONFIG_FIELDS, accuracy
+from circuit_census.circuits.census import census
+from circuit_census.cli.train_cmd import checkpoint_file_name
+from circuit_census.tasks.boolean import make_task
+from circuit_census.training.loop import CONFIG_FIELDS, TrainConfig, accuracy, train_models
 from circuit_census.training.modelfiles import load_data, load_model, read_metadata
 
 
@@ -122,6 +126,8 @@ BAD_INPUTS = {
     "min accuracy above one": ["--min-accuracy", "1.5"],
     "negative noise": ["--noise", "-0.1"],
     "unknown device": ["--device", "tpu"],
+    "negative checkpoints": ["--checkpoints", "-1"],
+    "more checkpoints than epochs": ["--checkpoints", "6"],
 }
 
 
@@ -168,10 +174,79 @@ def test_the_same_training_command_writes_byte_identical_files(tmp_path, cli):
     for name in ("first", "second"):
         out = tmp_path / name
         argv = ["train", "--task", "xor", "--hidden", "3", "--seeds", "0-2", "--epochs", "50"]
-        code, _, stderr = cli([*argv, "--out", str(out), "--quiet"])
+        code, _, stderr = cli([*argv, "--checkpoints", "2", "--out", str(out), "--quiet"])
         assert code == 0, stderr
         runs.append({p.name: p.read_bytes() for p in sorted(out.iterdir())})
     assert sorted(runs[0]) == sorted(runs[1])
-    assert len(runs[0]) == 7  # three models, three validation sets, summary.csv
+    # three models, three validation sets, two checkpoints of each model, summary.csv
+    assert len(runs[0]) == 13
+    assert "seed-2.checkpoint-01.safetensors" in runs[0]
     for name, data in runs[0].items():
         assert runs[1][name] == data, name
+
+
+def test_train_writes_each_models_checkpoints_that_census_can_read(tmp_path, cli):
+    out = tmp_path / "models"
+    argv = ["train", "--task", "xor", "--hidden", "2", "--seeds", "0,4", "--epochs", "300"]
+    code, stdout, stderr = cli([*argv, "--checkpoints", "3", "--out", str(out), "--quiet"])
+    assert code == 0, stderr
+    config = TrainConfig(hidden=(2,), epochs=300)
+    models = train_models(make_task("xor"), [0, 4], config, checkpoints=3)
+    names = []
+    for m in models:
+        for k, point in enumerate(m.checkpoints):
+            name = f"seed-{m.seed}.checkpoint-{k:02d}.safetensors"
+            assert checkpoint_file_name(m.seed, k, 3) == name
+            names.append(name)
+            net, meta = load_model(out / name)
+            # the same weights as the API gives (stored as float32, as trained)
+            for got, want in zip(
+                net.weights + net.biases, point.network.weights + point.network.biases
+            ):
+                np.testing.assert_array_equal(got, want)
+            assert (meta["task"], int(meta["seed"])) == ("xor", m.seed)
+            assert (int(meta["checkpoint"]), int(meta["checkpoints"])) == (k, 3)
+            assert int(meta["epoch"]) == point.epoch
+            assert (
+                int(meta["total_epochs"])
+                == m.epochs
+                == int(read_metadata(out / f"seed-{m.seed}.safetensors")["epochs"])
+            )
+            assert float(meta["progress"]) == point.progress
+            assert float(meta["train_loss"]) == point.train_loss
+            assert float(meta["val_accuracy"]) == point.val_accuracy
+            assert int(meta["max_epochs"]) == 300
+    assert {p.name for p in out.glob("*.checkpoint-*")} == set(names)
+    size = sum((out / name).stat().st_size for name in names)
+    assert f"wrote 6 checkpoint files ({decimal(size)}) to {out}\n" in stdout
+
+    # the census command takes a checkpoint like any model file
+    report = tmp_path / "census.json"
+    code, _, stderr = cli(
+        [
+            "census",
+            "--model", str(out / names[1]),
+            "--data", str(out / "seed-0.npz"),
+            "--output", str(report),
+            "--quiet",
+        ])  # fmt: skip
+    assert code == 0, stderr
+    doc = json.loads(report.read_text())
+    x, _ = load_data(out / "seed-0.npz")
+    expected = census(models[0].checkpoints[1].network, x)
+    assert doc["n_candidates"] == expected.n_candidates > 0
+    assert doc["n_valid"] == expected.n_valid
+
+
+def test_checkpoint_file_names_sort_in_checkpoint_order():
+    assert checkpoint_file_name(3, 5, 10) == "seed-3.checkpoint-05.safetensors"
+    assert checkpoint_file_name(3, 7, 150) == "seed-3.checkpoint-007.safetensors"
+    names = [checkpoint_file_name(0, k, 120) for k in range(120)]
+    assert sorted(names) == names
+
+
+def test_without_checkpoints_no_checkpoint_files_and_no_line(tmp_path, cli):
+    out = tmp_path / "models"
+    code, stdout, _ = cli(["train", "--seeds", "1", "--epochs", "20", "--out", str(out), "-q"])
+    assert code == 0
+    assert not list(out.glob("*checkpoint*")) and "checkpoint files" not in stdout

@@ -15,7 +15,7 @@ import numpy as np
 
 from circuit_census.errors import InputError
 
-LEAKY_SLOPE = 0.01  # slope of leaky_relu below zero (SPEC, "Network")
+LEAKY_SLOPE = 0.01  # slope of leaky_relu below zero (docs/definitions.md, "Network")
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The network as plain arrays: weights, biases and activations, in SPEC's orientation.
+"""The network as plain arrays: weights (out x in), biases and activations.
 
 Everything downstream of training (census, measures, figures) works on this frozen,
 framework-free description, computed in float64 so that decisions do not depend on
@@ -74,7 +74,7 @@ class Network:
         return self.activations(x)[-1]
 
     def output_subnetwork(self, output: int) -> Network:
-        """The sub-network feeding output ``output`` alone (SPEC: census per output)."""
+        """The sub-network feeding output ``output`` alone (a census is taken per output)."""
         ws = self.weights[:-1] + (self.weights[-1][output : output + 1],)
         bs = self.biases[:-1] + (self.biases[-1][output : output + 1],)
         return Network(ws, bs, self.activation, self.output_activation)

@@ -114,18 +114,23 @@ figure { margin: 1em 0; }
 figure img { width: 100%; height: auto; border: 1px solid #e3e6ea; }
 figcaption { font-size: 0.88em; color: #555; margin-top: 0.3em; }
 p.finding { background: #f3f7fb; border-left: 4px solid #1f5f9e; padding: 0.6em 0.9em; }
-p.published { background: #f8f6f1; border-left: 4px solid #b5841c; padding: 0.6em 0.9em; }
 p.note { color: #666; font-size: 0.88em; }
 .verdict-agrees { color: #1b6e20; font-weight: 600; }
 .verdict-disagrees { color: #a12a1b; font-weight: 600; }
-.verdict-partly { color: #8a5a00; font-weight: 600; }
+.verdict-inconclusive { color: #8a5a00; font-weight: 600; }
+p.verdict { background: #f8f6f1; border-left: 4px solid #b5841c; padding: 0.6em 0.9em; }
 nav ul { columns: 2; }
+@media (max-width: 900px) {
+  body { font-size: 14px; padding: 0 0.6em; }
+  table { font-size: 0.85em; }
+  th, td { padding: 0.25em 0.4em; }
+}
 """
 
 # A table cell holding a verdict word is coloured by it.
 _VERDICT_CLASS = {
     "agrees": "verdict-agrees",
-    "partly agrees": "verdict-partly",
+    "inconclusive": "verdict-inconclusive",
     "disagrees": "verdict-disagrees",
 }
 
@@ -139,7 +144,7 @@ def _html_text(text: str) -> str:
 def _html_row(row: Sequence[str], numeric: Sequence[bool], key_column: bool) -> str:
     cells = []
     for c, n in zip(row, numeric, strict=True):
-        cls = _VERDICT_CLASS.get(c, "num" if n else "")
+        cls = _VERDICT_CLASS.get(c.removesuffix(" †"), "num" if n else "")
         if key_column and not cells:
             cls = "key"
         attr = f' class="{cls}"' if cls else ""

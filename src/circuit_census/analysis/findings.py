@@ -1,123 +1,122 @@
-"""The study's four published findings (SPEC, "The question") and how a run is judged.
+"""The study's four findings as signed claims about named measures, and the verdict rule.
 
-Each finding is judged on the headline correlation: Spearman ρ of the number of valid
-circuits with the swept factor, over the converged models of a series.
+A finding is tested only where a sweep declares it (``finding = N`` in an experiment),
+never because of an experiment's name. Each claim names a measure and a region for
+Spearman's rho of that measure with the swept factor; a claim *agrees* when the whole 95%
+bootstrap interval of rho lies in the region, *disagrees* when the whole interval lies
+outside it, and is *inconclusive* otherwise (an undefined rho or interval included).
+The Findings section of ``docs/definitions.md`` states each finding in words.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
 from dataclasses import dataclass
 
-from circuit_census.analysis.formatting import fmt_abs, fmt_p, fmt_r
-from circuit_census.analysis.series import SeriesStats
-from circuit_census.analysis.statistics import Correlation
-
-HEADLINE_MEASURE = "n_valid"
-HEADLINE_METHOD = "spearman"
-
-
-def headline(s: SeriesStats) -> Correlation:
-    """The series' headline correlation: Spearman ρ of valid circuits with the factor."""
-    return s.correlation(HEADLINE_MEASURE, HEADLINE_METHOD)
+VERDICTS = ("agrees", "disagrees", "inconclusive")
 
 
 @dataclass(frozen=True)
-class Verdict:
-    word: str  # "agrees", "partly agrees", "disagrees", "undetermined"
-    reason: str
+class Region:
+    """An interval of rho, ``low < rho < high`` with either end closed where said."""
+
+    low: float
+    high: float
+    closed_low: bool = False
+    closed_high: bool = False
+
+    def contains(self, rho: float) -> bool:
+        above = rho >= self.low if self.closed_low else rho > self.low
+        below = rho <= self.high if self.closed_high else rho < self.high
+        return above and below
+
+    def covers(self, low: float, high: float) -> bool:
+        """Whether the whole interval ``[low, high]`` lies in the region."""
+        return self.contains(low) and self.contains(high)
+
+    def misses(self, low: float, high: float) -> bool:
+        """Whether the interval ``[low, high]`` and the region share no point."""
+        if high < self.low or low > self.high:
+            return True
+        if high == self.low:
+            return not self.closed_low
+        if low == self.high:
+            return not self.closed_high
+        return False
 
 
 @dataclass(frozen=True)
-class PublishedFinding:
-    """One of the study's four findings (SPEC, "The question") and how a run is checked."""
+class Claim:
+    """One signed claim: rho of ``measure`` with the factor lies in ``region``."""
+
+    measure: str  # a row measure: n_valid, n_minimal, valid_fraction, identifiable
+    region: Region
+    text: str  # the claim in symbols, e.g. "|ρ| < 0.3"
+
+    def verdict(self, ci_low: float, ci_high: float) -> str:
+        """agrees / disagrees / inconclusive from the 95% interval of rho."""
+        if math.isnan(ci_low) or math.isnan(ci_high):
+            return "inconclusive"
+        if self.region.covers(ci_low, ci_high):
+            return "agrees"
+        if self.region.misses(ci_low, ci_high):
+            return "disagrees"
+        return "inconclusive"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One of the study's findings: its number, title, statement and claims."""
 
     number: int
     title: str
-    text: str
-    criterion: str  # in words
-    judge: Callable[[Correlation], Verdict]
+    statement: str
+    claims: tuple[Claim, ...]
+    stratify: bool = False  # compare only among tasks with the same inputs and outputs
 
 
-def _weak_judge(c: Correlation) -> Verdict:
-    if not c.defined:
-        return Verdict("undetermined", "no correlation could be computed")
-    a = abs(c.statistic)
-    if a < 0.3:
-        return Verdict("agrees", f"|ρ| = {fmt_abs(a)} < 0.3, a weak correlation")
-    if a < 0.6:
-        return Verdict("partly agrees", f"|ρ| = {fmt_abs(a)} is moderate, not weak")
-    return Verdict("disagrees", f"|ρ| = {fmt_abs(a)} is strong")
+WEAK = Region(-0.3, 0.3)
+NOT_NEGATIVE = Region(0.0, 1.0, closed_low=True, closed_high=True)
+STRONG_POSITIVE = Region(0.5, 1.0, closed_low=True, closed_high=True)
+NEGATIVE = Region(-1.0, 0.0, closed_low=True)
+POSITIVE = Region(0.0, 1.0, closed_high=True)
 
-
-def _capacity_judge(c: Correlation) -> Verdict:
-    if not c.defined:
-        return Verdict("undetermined", "no correlation could be computed")
-    r = c.statistic
-    if r >= 0.6 and c.significant:
-        return Verdict("agrees", f"ρ = {fmt_r(r)} ≥ 0.6 and significant")
-    if r > 0 and c.significant:
-        return Verdict("partly agrees", f"ρ = {fmt_r(r)} is positive and significant, not strong")
-    if r > 0:
-        return Verdict("disagrees", f"ρ = {fmt_r(r)} is positive but not significant")
-    return Verdict("disagrees", f"ρ = {fmt_r(r)}: wider networks did not have more valid circuits")
-
-
-def _complexity_judge(c: Correlation) -> Verdict:
-    if not c.defined:
-        return Verdict("undetermined", "no correlation could be computed")
-    r = c.statistic
-    if c.significant and abs(r) >= 0.3:
-        return Verdict("agrees", f"|ρ| = {fmt_abs(r)} ≥ 0.3 and significant")
-    if c.significant:
-        return Verdict("partly agrees", f"significant but weak (|ρ| = {fmt_abs(r)} < 0.3)")
-    return Verdict("disagrees", f"not significant (p = {fmt_p(c.p_value)})")
-
-
-PUBLISHED: dict[str, PublishedFinding] = {
-    "l1": PublishedFinding(
+FINDINGS: dict[int, Finding] = {
+    1: Finding(
         1,
-        "Induced sparsity",
-        "L1 regularization of the weights shows only a weak correlation with circuit uniqueness.",
-        "agrees if |ρ| < 0.3, partly if 0.3 ≤ |ρ| < 0.6, else disagrees",
-        _weak_judge,
+        "L1 sparsity",
+        "The strength of an L1 penalty on the weights has only a weak relation with uniqueness.",
+        (Claim("n_valid", WEAK, "|ρ| < 0.3"), Claim("n_minimal", WEAK, "|ρ| < 0.3")),
     ),
-    "orthogonality": PublishedFinding(
+    2: Finding(
         2,
         "Orthogonality",
-        "A penalty pushing hidden activations towards orthogonality shows a weak "
-        "correlation with uniqueness, sometimes promoting non-uniqueness.",
-        "agrees if |ρ| < 0.3, partly if 0.3 ≤ |ρ| < 0.6, else disagrees",
-        _weak_judge,
+        "The strength of an orthogonality penalty on hidden activations has only a weak "
+        "relation with the number of valid circuits, and sometimes promotes "
+        "non-uniqueness (it does not lower the number of minimal circuits).",
+        (Claim("n_valid", WEAK, "|ρ| < 0.3"), Claim("n_minimal", NOT_NEGATIVE, "ρ ≥ 0")),
     ),
-    "capacity": PublishedFinding(
+    3: Finding(
         3,
         "Capacity",
-        "More hidden neurons give strongly more valid circuits.",
-        "agrees if ρ ≥ 0.6 with p < 0.05, partly if positive and significant but weaker",
-        _capacity_judge,
+        "Wider networks have strongly more valid circuits.",
+        (Claim("n_valid", STRONG_POSITIVE, "ρ ≥ 0.5"),),
     ),
-    "task-complexity": PublishedFinding(
+    4: Finding(
         4,
         "Task complexity",
-        "Simpler tasks collapse networks onto one causal pathway with increasingly "
-        "redundant circuits; task complexity (effective rank) predicts non-uniqueness.",
-        "agrees if |ρ| ≥ 0.3 with p < 0.05, partly if significant but weaker",
-        _complexity_judge,
+        "Among tasks with the same number of inputs and outputs, simpler tasks have more "
+        "redundant circuits (a smaller valid fraction for more complex tasks) and collapse "
+        "onto one causal pathway (more minimal circuits for more complex tasks).",
+        (
+            Claim("valid_fraction", NEGATIVE, "ρ < 0"),
+            Claim("n_minimal", POSITIVE, "ρ > 0"),
+        ),
+        stratify=True,
     ),
 }
-PRESETS = ("l1", "orthogonality", "capacity", "task-complexity")
 
 
-def published_for(experiment: str) -> PublishedFinding | None:
-    """The published finding an experiment tests; None for a custom experiment."""
-    key = experiment.strip().lower().replace("_", "-")
-    if key.startswith("task-complexity") or key == "complexity":  # the stacks variant too
-        return PUBLISHED["task-complexity"]
-    return PUBLISHED.get(key)
-
-
-def finding_rank(experiment: str) -> int:
-    """Sort key: the number of the finding the experiment tests; custom experiments last."""
-    f = published_for(experiment)
-    return f.number if f is not None else len(PUBLISHED) + 1
+def finding(number: int) -> Finding:
+    """The finding with this number (1-4)."""
+    return FINDINGS[number]

@@ -1,6 +1,7 @@
-"""How the report writes numbers: counts, p-values, correlations and their intervals.
+"""How the report writes numbers, in one format: whole numbers in full, every other
+number to 3 significant figures, thousands separated by commas.
 
-Missing or undefined values (NaN) are written as an en dash, "–".
+Missing or undefined values (NaN, None) are written as an en dash, "–".
 """
 
 from __future__ import annotations
@@ -9,50 +10,66 @@ import math
 
 from circuit_census.analysis.summaries import CountSummary
 
+MISSING = "–"
+MINUS = "−"
 
-def fmt_num(v: float, digits: int = 3) -> str:
-    """A count or setting: integers as integers, others to ``digits`` significant digits."""
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "–"
-    if v == int(v) and abs(v) < 1e7:
-        return str(int(v))
-    return f"{v:.{digits}g}"
+
+def _missing(v: object) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
+def fmt_num(v: float | int | None) -> str:
+    """``12,345`` (whole), ``16.5``, ``0.235``, ``0.6``, ``12,300`` (12,345.6), ``1.23e-05``."""
+    if _missing(v):
+        return MISSING
+    v = float(v)  # type: ignore[arg-type]
+    if v == int(v) and abs(v) < 1e15:
+        return f"{int(v):,}".replace("-", MINUS)
+    rounded = float(f"{v:.3g}")
+    if abs(rounded) < 1e-3:
+        return f"{v:.2e}".replace("-", MINUS)
+    if rounded == int(rounded):
+        return f"{int(rounded):,}".replace("-", MINUS)
+    return f"{rounded:.3g}".replace("-", MINUS)
 
 
 def fmt_p(p: float) -> str:
-    """A p-value: scientific below 1e-4, four decimals below 0.01, else three."""
-    if math.isnan(p):
-        return "–"
-    if p < 1e-4:
-        return f"{p:.1e}"
-    return f"{p:.4f}" if p < 0.01 else f"{p:.3f}"
+    """A p-value: ``< 0.001`` below a thousandth, else 3 significant figures."""
+    if _missing(p):
+        return MISSING
+    return "< 0.001" if p < 1e-3 else fmt_num(p)
+
+
+def p_equals(p: float, name: str = "p") -> str:
+    """``p = 0.0123`` or ``p < 0.001``."""
+    text = fmt_p(p)
+    return f"{name} {text}" if text.startswith("<") else f"{name} = {text}"
 
 
 def fmt_r(r: float) -> str:
-    """``+0.42``; more digits where two would round onto a strength boundary (0.3, 0.6)."""
-    if math.isnan(r):
-        return "–"
-    digits = 4 if abs(round(r, 2)) in (0.3, 0.6) and abs(r) not in (0.3, 0.6) else 2
-    return f"{r:+.{digits}f}".replace("-", "−")
-
-
-def fmt_abs(r: float) -> str:
-    """The size of a correlation, |r|, without a sign."""
-    return fmt_r(abs(r)).lstrip("+")
+    """A correlation with its sign: ``+0.42``, ``−0.0512``, ``0``."""
+    if _missing(r):
+        return MISSING
+    if r == 0:
+        return "0"
+    text = fmt_num(abs(r))
+    return ("+" if r > 0 else MINUS) + text
 
 
 def fmt_ci(low: float, high: float) -> str:
-    """A correlation's confidence interval, ``[−0.12, +0.40]``."""
-    if math.isnan(low) or math.isnan(high):
-        return "–"
+    """An interval, ``[−0.12, +0.40]``."""
+    if _missing(low) or _missing(high):
+        return MISSING
     return f"[{fmt_r(low)}, {fmt_r(high)}]"
 
 
 def fmt_fraction_ci(low: float, high: float) -> str:
-    """A fraction's confidence interval, ``[0.25, 0.75]``."""
-    return "–" if math.isnan(low) or math.isnan(high) else f"[{low:.2f}, {high:.2f}]"
+    """A fraction's interval, ``[0.25, 0.75]``."""
+    if _missing(low) or _missing(high):
+        return MISSING
+    return f"[{fmt_num(low)}, {fmt_num(high)}]"
 
 
 def fmt_iqr(s: CountSummary) -> str:
-    """The interquartile range of a count, ``3–12``."""
-    return "–" if s.n == 0 else f"{fmt_num(s.q25)}–{fmt_num(s.q75)}"
+    """The interquartile range of a measure, ``3–12``."""
+    return MISSING if s.n == 0 else f"{fmt_num(s.q25)}–{fmt_num(s.q75)}"

@@ -1,8 +1,11 @@
 """The study report: built from result rows (``build_report``) and written to a study
-directory as ``report.md``, a self-contained ``report.html`` and ``figures/`` (``write_report``).
+directory as ``report.md``, a self-contained ``report.html``, ``findings.csv`` and
+``figures/`` (``write_report``).
 
-Each series gets a sentence saying what was found, set beside the study's published finding
-(SPEC, "The question") with a verdict on whether this run agrees; then its figure and tables.
+The summary is the verdict table: every claim of every finding the study declares it
+tests, judged from the 95% interval of rho (``analysis.verdicts``); then whether each
+finding's verdict is the same everywhere it was tested, what excluding non-converged
+models does, and one section per series with what its numbers show, its figure and tables.
 """
 
 from __future__ import annotations
@@ -23,13 +26,8 @@ from circuit_census.analysis.document import (
     render_markdown,
     slug,
 )
-from circuit_census.analysis.findings import (
-    PRESETS,
-    PUBLISHED,
-    finding_rank,
-    headline,
-    published_for,
-)
+from circuit_census.analysis.emergence import FirstValid, first_valid
+from circuit_census.analysis.findings import FINDINGS
 from circuit_census.analysis.formatting import (
     fmt_ci,
     fmt_fraction_ci,
@@ -41,34 +39,51 @@ from circuit_census.analysis.formatting import (
 from circuit_census.analysis.rows import as_float
 from circuit_census.analysis.sentences import (
     finding_sentence,
-    published_sentence,
     regression_sentence,
+    verdict_sentence,
 )
 from circuit_census.analysis.series import SeriesStats, split_series, study_stats
 from circuit_census.analysis.setup_table import setup_table, value_text
 from circuit_census.analysis.statistics import (
-    ALPHA,
     DEFAULT_RESAMPLES,
     DEFAULT_SEED,
     MEASURE_LABELS,
-    strength,
+    MEASURES,
+    STRENGTH_BANDS,
 )
 from circuit_census.analysis.study_figures import factor_label, figure_png, series_figure
+from circuit_census.analysis.verdicts import (
+    POOLED,
+    VerdictRow,
+    consistency,
+    findings_csv,
+    study_verdicts,
+)
 
 Rows = Sequence[Mapping[str, object]]
 
+MELOUX = (
+    'Méloux, Maniu, Portet and Peyrard, "Everything, Everywhere, All at Once: Is '
+    'Mechanistic Interpretability Identifiable?", ICLR 2025'
+)
+SAIRC = (
+    '"Characterizing Mechanistic Uniqueness and Identifiability Through Circuit '
+    'Analysis" (SAIRC study, 2026)'
+)
+
 TASK_COMPLEXITY_DEFINITION = (
     "Task complexity is the effective rank (Roy & Vetterli 2007) of the task's truth "
-    "table, as SPEC defines it: for m > 1 outputs, of the 2^n x m target matrix; for one "
-    "output, of the truth table laid out as a 2^floor(n/2) x 2^ceil(n/2) matrix (XOR 2, "
-    "AND 1, OR about 1.80)."
+    "table: for m > 1 outputs, of the 2^n x m target matrix; for one output, of the truth "
+    "table laid out as a 2^floor(n/2) x 2^ceil(n/2) matrix (XOR 2, AND 1, OR about 1.80). "
+    "Tasks are compared only with tasks of the same number of inputs and outputs, and "
+    "complexities equal to within 10^-9 are one level."
 )
 
 INTRODUCTION = (
-    "When is a small network's behaviour explained by a unique circuit? This report "
-    "tests the study's four published findings (SPEC, \"The question\") on this run's "
-    "seeds. Counts are exact censuses of every admissible circuit; non-converged models "
-    "are excluded from every statistic and counted below."
+    "When is a small network's behaviour explained by a unique circuit? Following "
+    f"{MELOUX}, and the follow-up study {SAIRC}, this report tests the findings the "
+    "study declares on this run's seeds (the Findings section of docs/definitions.md "
+    "states them). Counts are exact censuses of every admissible circuit."
 )
 
 
@@ -81,7 +96,20 @@ class Report:
     html: str
     figures: dict[str, bytes] = field(default_factory=dict)
     stats: list[SeriesStats] = field(default_factory=list)
-    sentences: dict[str, str] = field(default_factory=dict)  # series name -> finding
+    sentences: dict[str, str] = field(default_factory=dict)  # series name -> what it shows
+    verdicts: list[VerdictRow] = field(default_factory=list)
+
+    @property
+    def findings_csv(self) -> str:
+        return findings_csv(self.verdicts)
+
+
+def declared_findings(setup: Mapping[str, object]) -> dict[str, int]:
+    """``experiment -> finding`` as the study's sweep declares them (``finding = N``)."""
+    found = setup.get("findings")
+    if not isinstance(found, Mapping):
+        return {}
+    return {str(k): int(v) for k, v in found.items() if int(v) in FINDINGS}  # type: ignore[call-overload]
 
 
 def build_report(
@@ -90,114 +118,228 @@ def build_report(
     n_resamples: int = DEFAULT_RESAMPLES,
     seed: int = DEFAULT_SEED,
 ) -> Report:
-    """Statistics, figures, ``report.md`` and ``report.html`` from result rows."""
+    """Statistics, verdicts, figures, ``report.md`` and ``report.html`` from result rows.
+    Verdicts only for experiments that ``setup["findings"]`` declares."""
     setup = dict(setup or {})
     rows = list(rows)
-    groups = [group for *_, group in split_series(rows)]
+    series = split_series(rows)
     stats = study_stats(rows, n_resamples=n_resamples, seed=seed)
-    # The four presets first, in the order of SPEC's findings; then custom experiments.
-    order = sorted(range(len(stats)), key=lambda i: (finding_rank(stats[i].experiment), i))
-    stats = [stats[i] for i in order]
-    groups = [groups[i] for i in order]
+    findings = declared_findings(setup)
+    verdicts = study_verdicts(rows, stats, findings, n_resamples=n_resamples, seed=seed)
     name = setup.get("title") or setup.get("name")
     title = "circuit-census study report" + (f": {name}" if name else "")
     sentences = {s.name: finding_sentence(s) for s in stats}
 
     blocks: list[Block] = [Heading(1, title), Para(INTRODUCTION)]
-    blocks += _summary_section(stats, n_resamples, seed)
+    blocks += _summary_section(verdicts, stats, findings)
+    blocks += _robustness_section(verdicts)
+    blocks += _survivorship_section(verdicts, stats)
     blocks += [Heading(2, "Setup", "setup"), setup_table(rows, setup, stats)]
     figures: dict[str, bytes] = {}
-    for s, group in zip(stats, groups, strict=True):
+    for s, group in zip(stats, series, strict=True):
         figure = FigureBlock(f"{slug(s.name)}.png", _figure_caption(s))
-        figures[figure.name] = figure_png(series_figure(s, group, _subtitle(s, setup), seed=seed))
-        blocks += _series_section(s, sentences[s.name], figure)
-    blocks += _definitions_section(rows, n_resamples, seed)
+        figures[figure.name] = figure_png(
+            series_figure(s, group.rows, _subtitle(s, setup), seed=seed)
+        )
+        mine = [v for v in verdicts if v.experiment == s.experiment and v.stratum == s.stratum]
+        blocks += _series_section(s, group.rows, sentences[s.name], mine, figure)
+    pooled = [v for v in verdicts if v.stratum == POOLED]
+    if pooled:
+        blocks += [Heading(2, "Pooled over strata", "pooled")]
+        blocks += [Para(verdict_sentence(v), css="verdict") for v in pooled]
+    blocks += _methods_section(rows, n_resamples, seed)
 
     markdown = render_markdown(blocks)
     page = render_html(blocks, figures, title)
-    return Report(title, markdown, page, figures, stats, sentences)
+    return Report(title, markdown, page, figures, stats, sentences, verdicts)
 
 
 # ------------------------------------------------------------------------ summary
 
 
-def _summary_section(stats: Sequence[SeriesStats], n_resamples: int, seed: int) -> list[Block]:
-    """One row per series with its headline correlation and verdict; presets not run too."""
-    run = {f.number for s in stats if (f := published_for(s.experiment)) is not None}
-    # Stats are in finding order; a preset that was not run gets its row in its place.
-    entries: list[tuple[int, int, tuple[str, ...]]] = [
-        (finding_rank(s.experiment), i, _summary_row(s)) for i, s in enumerate(stats)
-    ]
-    entries += [
-        (PUBLISHED[k].number, -1, _not_run_row(k))
-        for k in PRESETS
-        if PUBLISHED[k].number not in run
-    ]
-    rows = tuple(row for *_, row in sorted(entries, key=lambda e: (e[0], e[1])))
-    header = (
-        "experiment",
-        "factor",
-        "converged / models",
-        "Spearman ρ (valid circuits)",
-        "95% CI",
-        "p",
-        "strength",
-        "published finding",
-        "this run",
+def _rho_ci(rho: float, low: float, high: float) -> str:
+    """``+0.21 [+0.05, +0.36]``; says so when there is no interval."""
+    ci = fmt_ci(low, high)
+    if fmt_r(rho) == "–":
+        return "not computed"
+    return f"{fmt_r(rho)} " + (ci if ci != "–" else "(no interval)")
+
+
+def _where(v: VerdictRow) -> str:
+    return f"{v.experiment} ({v.stratum})"
+
+
+def _summary_section(
+    verdicts: Sequence[VerdictRow], stats: Sequence[SeriesStats], findings: Mapping[str, int]
+) -> list[Block]:
+    """The verdict table, and which experiments and findings have no verdict."""
+    rows = tuple(
+        (
+            str(v.finding),
+            v.claim,
+            _where(v),
+            fmt_num(v.n),
+            _rho_ci(v.rho, v.ci_low, v.ci_high),
+            fmt_p(v.p_holm),
+            v.verdict + (" †" if v.zero_variance_levels else ""),
+        )
+        for v in sorted(verdicts, key=lambda v: v.finding)
     )
-    numeric = (False, False, True, True, True, True, False, False, False)
-    caption = "Headline: Spearman correlation of the number of valid circuits with the swept factor"
-    note = (
-        f"Strength: |ρ| < 0.3 weak, 0.3–0.6 moderate, ≥ 0.6 strong; significant when "
-        f"p < {ALPHA}. 95% CI: paired bootstrap percentile interval "
-        f"({n_resamples} resamples, seed {seed})."
-    )
+    blocks: list[Block] = [Heading(2, "Summary: verdicts", "summary")]
+    if rows:
+        blocks.append(
+            Table(
+                ("finding", "claim", "tested in", "n", "ρ [95% CI]", "Holm p", "verdict"),
+                rows,
+                (False, False, False, True, True, True, False),
+                caption="Each claim of each declared finding, judged from the 95% bootstrap "
+                "interval of Spearman's ρ over converged models",
+            )
+        )
+        blocks.append(
+            Para(
+                "Verdict: agrees when the whole interval lies in the claimed region, "
+                "disagrees when it lies wholly outside, inconclusive otherwise. p: Holm-"
+                f"adjusted over the {len(verdicts)} tests of this table. †: the measure does "
+                "not vary at some levels (see the series' table).",
+                css="note",
+            )
+        )
+    else:
+        blocks.append(Para("No experiment of this study declares a finding: no verdicts."))
+    tested = set(findings.values())
+    untested = [f"{n}. {FINDINGS[n].title}" for n in FINDINGS if n not in tested]
+    if untested:
+        blocks.append(Para("Findings not tested by this study: " + "; ".join(untested) + "."))
+    undeclared = sorted({s.experiment for s in stats} - set(findings))
+    if undeclared:
+        blocks.append(
+            Para(
+                "Experiments without a declared finding (statistics only, no verdict): "
+                + ", ".join(undeclared)
+                + "."
+            )
+        )
+    for n in sorted(tested):
+        blocks.append(Para(f"**Finding {n}, {FINDINGS[n].title}.** {FINDINGS[n].statement}"))
+    return blocks
+
+
+def _robustness_section(verdicts: Sequence[VerdictRow]) -> list[Block]:
+    """Whether each claim's verdict is the same everywhere it was tested."""
+    rows = tuple((str(n), claim, same, where) for n, claim, same, where in consistency(verdicts))
+    if not rows:
+        return []
     return [
-        Heading(2, "Summary", "summary"),
-        Table(header, rows, numeric, caption=caption),
-        Para(note, css="note"),
+        Heading(2, "Robustness: the same verdict everywhere?", "robustness"),
+        Table(
+            ("finding", "claim", "verdict", "where"),
+            rows,
+            caption="Each claim across the widths, depths and task strata it was tested at",
+        ),
     ]
 
 
-def _summary_row(s: SeriesStats) -> tuple[str, ...]:
-    c = headline(s)
-    f = published_for(s.experiment)
-    return (
-        s.name,
-        factor_label(s.factor),
-        f"{s.n_converged}/{s.n_models}",
-        fmt_r(c.statistic),
-        fmt_ci(c.ci_low, c.ci_high),
-        fmt_p(c.p_value),
-        strength(c.statistic) if c.defined else "–",
-        f"{f.number}. {f.text}" if f else "(custom experiment: no published finding)",
-        f.judge(c).word if f else "–",
+def _survivorship_section(
+    verdicts: Sequence[VerdictRow], stats: Sequence[SeriesStats]
+) -> list[Block]:
+    """Models trained, converged and kept per level; and each verdict with every model."""
+    blocks: list[Block] = [Heading(2, "Survivorship", "survivorship")]
+    level_rows = tuple(
+        (
+            s.name,
+            lv.label,
+            fmt_num(lv.n_models),
+            fmt_num(lv.n_trained_converged),
+            fmt_num(lv.n_converged),
+        )
+        for s in stats
+        for lv in s.levels
     )
-
-
-def _not_run_row(preset: str) -> tuple[str, ...]:
-    f = PUBLISHED[preset]
-    return (preset, "–", "–", "–", "–", "–", "–", f"{f.number}. {f.text}", "not run")
+    blocks.append(
+        Table(
+            ("series", "level", "trained", "converged", "kept"),
+            level_rows,
+            (False, False, True, True, True),
+            caption="Models per level: trained, converged, and kept in the statistics "
+            "(converged, with a census)",
+        )
+    )
+    if verdicts:
+        rows = tuple(
+            (
+                str(v.finding),
+                v.claim,
+                _where(v),
+                v.verdict,
+                fmt_num(v.n_all),
+                _rho_ci(v.rho_all, v.ci_low_all, v.ci_high_all),
+                v.verdict_all,
+                "no" if v.verdict == v.verdict_all else "yes",
+            )
+            for v in sorted(verdicts, key=lambda v: v.finding)
+        )
+        blocks.append(
+            Table(
+                (
+                    "finding",
+                    "claim",
+                    "tested in",
+                    "verdict",
+                    "n, all",
+                    "ρ, all",
+                    "verdict, all",
+                    "moved",
+                ),
+                rows,
+                (False, False, False, False, True, True, False, False),
+                caption="The same tests with non-converged models included (their census "
+                "is taken too): does excluding them move a verdict?",
+            )
+        )
+    return blocks
 
 
 # ------------------------------------------------------------------------- series
 
 
-def _series_section(s: SeriesStats, found: str, figure: FigureBlock) -> list[Block]:
-    """What was found, the published finding, the figure, the tables and the regression."""
+def _emergence_sentence(f: FirstValid) -> str:
+    """When the first valid circuit appears during training, in numbers."""
+    if f.n_with == 0:
+        return (
+            f"**Emergence:** none of the {fmt_num(f.n_models)} models has a valid circuit at "
+            "any checkpoint."
+        )
+    never = f.n_models - f.n_with
+    return (
+        f"**Emergence:** the first valid circuit appears at training progress "
+        f"{fmt_num(f.median)} (median over {fmt_num(f.n_with)} models; IQR "
+        f"{fmt_num(f.q25)}–{fmt_num(f.q75)})"
+        + (f"; {fmt_num(never)} models have none at any checkpoint." if never else ".")
+        + " Progress is the fraction of each model's own training run (0: its "
+        "initialization; 1: its final weights)."
+    )
+
+
+def _series_section(
+    s: SeriesStats,
+    rows: Rows,
+    found: str,
+    verdicts: Sequence[VerdictRow],
+    figure: FigureBlock,
+) -> list[Block]:
+    """What the numbers show, the verdicts, the figure, the tables and the regression."""
     blocks: list[Block] = [
         Heading(2, f"{s.name}: {factor_label(s.factor)}", slug(s.name)),
-        Para(f"**Found:** {found}", css="finding"),
+        Para(found, css="finding"),
     ]
-    f = published_for(s.experiment)
-    if f is not None:
-        blocks.append(Para(published_sentence(s, f)[0], css="published"))
-    else:
-        blocks.append(
-            Para("Custom experiment: the study has no published finding to compare with.")
-        )
+    blocks += [Para(verdict_sentence(v), css="verdict") for v in verdicts]
+    if not verdicts:
+        blocks.append(Para("No finding declared for this experiment: statistics only."))
     if s.factor == "task_complexity":
         blocks.append(Para(TASK_COMPLEXITY_DEFINITION, css="note"))
+    if s.factor == "progress":
+        blocks.append(Para(_emergence_sentence(first_valid(rows))))
     blocks += [figure, _level_table(s), _correlation_table(s), Para(regression_sentence(s))]
     blocks += [Para(f"Note: {note}.", css="note") for note in s.notes]
     return blocks
@@ -205,9 +347,10 @@ def _series_section(s: SeriesStats, found: str, figure: FigureBlock) -> list[Blo
 
 def _figure_caption(s: SeriesStats) -> str:
     return (
-        f"{s.name}: valid and minimal circuit counts per converged model (points, "
-        f"jittered; boxes: quartiles, whiskers 5–95%; line: median per level) and the "
-        f"identifiable fraction with Wilson 95% intervals, against {factor_label(s.factor)}."
+        f"{s.name}: valid circuits, minimal circuits and valid fraction per converged model "
+        f"(points, jittered; boxes: quartiles, whiskers 5–95%; line: median per level; "
+        f'"no variance": every model has the same value) and the identifiable fraction '
+        f"with Wilson 95% intervals, against {factor_label(s.factor)}."
     )
 
 
@@ -224,15 +367,19 @@ def _subtitle(s: SeriesStats, setup: Mapping[str, object]) -> str:
     if isinstance(census, Mapping):
         parts.append("validity: " + value_text(census))
     if s.factor == "task_complexity":
-        parts.append("complexity = effective rank of the truth table (SPEC)")
+        parts.append("complexity = effective rank of the truth table")
     return "; ".join(parts)
 
 
+def _flagged(summary_text: str, flat: bool) -> str:
+    return summary_text + (" †" if flat else "")
+
+
 def _level_table(s: SeriesStats) -> Table:
-    """Per level: models, converged, valid and minimal counts, identifiable fraction."""
+    """Per level: kept models, median and IQR of each measure, identifiable fraction."""
     show_tasks = len(s.tasks) > 1
-    header = ["level", "models", "converged", "valid mean", "valid median", "valid IQR"]
-    header += ["minimal mean", "minimal median", "minimal IQR", "identifiable", "95% CI"]
+    header = ["level", "kept / trained", "valid median (IQR)", "minimal median (IQR)"]
+    header += ["valid fraction median", "identifiable [95% CI]"]
     numeric = [True] * len(header)
     if show_tasks:
         header.insert(1, "tasks")
@@ -240,80 +387,101 @@ def _level_table(s: SeriesStats) -> Table:
     rows = []
     for lv in s.levels:
         ident = (
-            f"{lv.n_identifiable}/{lv.n_converged} ({lv.identifiable_fraction:.2f})"
+            f"{fmt_num(lv.identifiable_fraction)} {fmt_fraction_ci(*lv.identifiable_ci)}"
             if lv.n_converged
             else "–"
         )
         row = [
             lv.label,
-            str(lv.n_models),
-            str(lv.n_converged),
-            fmt_num(lv.valid.mean),
-            fmt_num(lv.valid.median),
-            fmt_iqr(lv.valid),
-            fmt_num(lv.minimal.mean),
-            fmt_num(lv.minimal.median),
-            fmt_iqr(lv.minimal),
-            ident,
-            fmt_fraction_ci(*lv.identifiable_ci),
+            f"{fmt_num(lv.n_converged)} / {fmt_num(lv.n_models)}",
+            _flagged(
+                f"{fmt_num(lv.valid.median)} ({fmt_iqr(lv.valid)})", lv.zero_variance("n_valid")
+            ),
+            _flagged(
+                f"{fmt_num(lv.minimal.median)} ({fmt_iqr(lv.minimal)})",
+                lv.zero_variance("n_minimal"),
+            ),
+            _flagged(fmt_num(lv.valid_fraction.median), lv.zero_variance("valid_fraction")),
+            _flagged(ident, lv.zero_variance("identifiable")),
         ]
         if show_tasks:
             row.insert(1, ", ".join(lv.tasks))
         rows.append(tuple(row))
-    caption = f"Per level of {factor_label(s.factor)} (converged models only)"
+    caption = (
+        f"Per level of {factor_label(s.factor)} (kept: converged models with a census). "
+        "†: the measure does not vary at this level."
+    )
     return Table(tuple(header), tuple(rows), tuple(numeric), caption=caption)
 
 
 def _correlation_table(s: SeriesStats) -> Table:
-    """Spearman and Pearson of each measure with the factor, with intervals and p-values."""
+    """Spearman's rho of each measure with the factor: converged models, then all."""
     rows = []
-    for measure in ("n_valid", "n_minimal", "identifiable"):
-        row = [MEASURE_LABELS[measure]]
-        for method in ("spearman", "pearson"):
-            c = s.correlation(measure, method)
-            row += [fmt_r(c.statistic), fmt_ci(c.ci_low, c.ci_high), fmt_p(c.p_value)]
-        notes = {s.correlation(measure, m).note for m in ("spearman", "pearson")} - {""}
-        row.append("; ".join(sorted(notes)))
-        rows.append(tuple(row))
-    header = ("measure", "Spearman ρ", "95% CI", "p", "Pearson r", "95% CI", "p", "note")
-    numeric = (False, True, True, True, True, True, True, False)
-    if not any(r[-1] for r in rows):  # no notes: drop the column
+    for measure in MEASURES:
+        c, c_all = s.correlation(measure), s.correlation(measure, all_models=True)
+        rows.append(
+            (
+                MEASURE_LABELS[measure],
+                fmt_num(c.n),
+                fmt_r(c.statistic),
+                fmt_ci(c.ci_low, c.ci_high),
+                fmt_p(c.p_value),
+                fmt_r(c_all.statistic),
+                c.note or "",
+            )
+        )
+    header = ("measure", "n", "Spearman ρ", "95% CI", "p (unadjusted)", "ρ, all models", "note")
+    numeric = (False, True, True, True, True, True, False)
+    if not any(r[-1] for r in rows):
         header, numeric, rows = header[:-1], numeric[:-1], [r[:-1] for r in rows]
     return Table(
         header,
         tuple(rows),
         numeric,
-        caption=f"Correlation with {factor_label(s.factor)} (one point per converged model, "
-        f"n = {s.n_converged}; paired bootstrap CI)",
+        caption=f"Correlation with {factor_label(s.factor)} (one point per converged model)",
     )
 
 
-# -------------------------------------------------------------------- definitions
+# ------------------------------------------------------------------------ methods
 
 
-def _definitions_section(rows: Rows, n_resamples: int, seed: int) -> list[Block]:
-    """The terms and methods of the report."""
-    multi_output = []
+def _methods_section(rows: Rows, n_resamples: int, seed: int) -> list[Block]:
+    """The measures, the tests and the sources, one sentence each."""
+    bands = ", ".join(f"below {b:g} {w}" for b, w in STRENGTH_BANDS)
+    items = [
+        "Valid circuit: a circuit (a subgraph of the network with no dangling neuron) whose "
+        "model, with every other edge ablated, reproduces the full model on the evaluation "
+        "set under the study's validity criterion.",
+        "Valid circuits: how many of a model's admissible circuits are valid (redundancy).",
+        "Minimal circuits: valid circuits with no valid proper subset (distinct pathways).",
+        "Valid fraction: valid circuits divided by admissible candidates, which compares "
+        "architectures of different sizes.",
+        "Identifiable (at the circuit level): exactly one minimal circuit; the identifiable "
+        "fraction is the share of models (or of a model's outputs) that are.",
+    ]
     if any(as_float(r.get("n_outputs")) > 1 for r in rows):
-        multi_output.append(
-            "Multi-output tasks: the census is taken per output (SPEC); a row's valid and "
-            "minimal counts are the sums over its outputs, and it is identifiable when every "
-            "output is."
+        items.append(
+            "Multi-output tasks: every measure is taken per output and averaged over the "
+            "outputs, so adding outputs does not raise a count by construction; the joint "
+            "census of all outputs is stored beside it (columns *_joint)."
         )
-    items = (
-        "Valid circuit: a circuit whose ablated model reproduces the full model on the "
-        'evaluation set (SPEC, "Validity"); minimal: valid with no valid proper subset.',
-        "Identifiable (at the circuit level): exactly one minimal valid circuit.",
-        *multi_output,
+    items += [
         TASK_COMPLEXITY_DEFINITION,
-        "Statistics use converged models only, one point per model; levels with no "
-        "converged model show – .",
-        "Correlations: scipy.stats.spearmanr and pearsonr; 95% intervals by "
-        f"scipy.stats.bootstrap (paired, percentile, {n_resamples} resamples, seed "
-        f"{seed}); regression: scipy.stats.linregress of log(valid) on the factor over "
-        "models with at least one valid circuit.",
-    )
-    return [Heading(2, "Definitions", "definitions"), Bullets(items)]
+        "Statistics use converged models with a census, one point per model; the "
+        "survivorship tables repeat each test with non-converged models included.",
+        f"Correlation: Spearman's ρ (scipy.stats.spearmanr); words for its size: {bands}, "
+        "else strong. 95% interval: paired percentile bootstrap (scipy.stats.bootstrap, "
+        f"{fmt_num(n_resamples)} resamples, seed {seed}).",
+        "Pooled over strata: the correlation of ranks taken within each stratum; p by "
+        "permuting the measure within strata, interval by resampling models within strata.",
+        "Verdicts: a claim agrees when the whole 95% interval of ρ lies in its region, "
+        "disagrees when the whole interval lies outside it, and is inconclusive otherwise; "
+        "p-values beside verdicts are Holm-adjusted over all tests of the report.",
+        "Regression: scipy.stats.linregress of log(valid circuits) on the factor over models "
+        "with at least one valid circuit.",
+        f"Sources: {MELOUX}; {SAIRC}.",
+    ]
+    return [Heading(2, "Methods", "methods"), Bullets(tuple(items))]
 
 
 # ---------------------------------------------------------------------- files
@@ -373,13 +541,18 @@ def write_report(
     setup: Mapping[str, object] | None = None,
     n_resamples: int = DEFAULT_RESAMPLES,
 ) -> tuple[Path, Path]:
-    """Write ``report.md``, ``report.html`` and ``figures/*.png`` into the study directory."""
+    """Write ``report.md``, ``report.html``, ``findings.csv`` and ``figures/*.png`` into the
+    study directory."""
     from circuit_census.files import atomic_write
 
     study_dir = Path(study_dir)
     rows, stored = read_rows(study_dir)
     merged = {**stored, **(setup or {})}
     report = build_report(rows, merged, n_resamples=n_resamples)
+    atomic_write(
+        study_dir / "findings.csv",
+        lambda tmp: tmp.write_text(report.findings_csv, encoding="utf-8"),
+    )
     figure_dir = study_dir / "figures"
     for name, png in report.figures.items():
         atomic_write(figure_dir / name, lambda tmp, png=png: tmp.write_bytes(png))

@@ -17,7 +17,7 @@ def as_float(value: object) -> float:
         return math.nan
 
 
-def _truthy(value: object) -> bool:
+def is_true(value: object) -> bool:
     if isinstance(value, str):
         return value.strip().lower() in {"1", "true", "yes", "t"}
     return bool(value) if value is not None else False
@@ -47,7 +47,7 @@ def row_depth(row: Mapping[str, object]) -> int | None:
 
 def is_included(row: Mapping[str, object]) -> bool:
     """Whether a row enters the statistics: a converged model with a census."""
-    return _truthy(row.get("converged")) and not math.isnan(as_float(row.get("n_valid")))
+    return is_true(row.get("converged")) and not math.isnan(as_float(row.get("n_valid")))
 
 
 def is_categorical(rows: Iterable[Mapping[str, object]]) -> bool:
@@ -62,11 +62,55 @@ def level_key(row: Mapping[str, object], categorical: bool) -> float:
 
 
 def identifiable_of(row: Mapping[str, object]) -> float:
+    """The fraction of the row's outputs that are identifiable (one output: 0 or 1)."""
     v = row.get("identifiable")
     if v is None or v == "":
         m = as_float(row.get("n_minimal"))
         return math.nan if math.isnan(m) else float(m == 1)
-    return float(_truthy(v))
+    if isinstance(v, str):
+        return float(is_true(v)) if v.strip().lower() in {"true", "false"} else as_float(v)
+    return float(v)  # type: ignore[arg-type]
+
+
+def measure_of(row: Mapping[str, object], measure: str) -> float:
+    """A row's value of a uniqueness measure (NaN when missing); ``valid_fraction`` falls
+    back to ``n_valid / n_candidates`` for rows that do not store it."""
+    if measure == "identifiable":
+        return identifiable_of(row)
+    v = as_float(row.get(measure))
+    if math.isnan(v) and measure == "valid_fraction":
+        n, total = as_float(row.get("n_valid")), as_float(row.get("n_candidates"))
+        v = n / total if total > 0 else math.nan
+    return v
+
+
+# Factor values closer than this (relative) are one level: effective ranks computed from
+# different truth tables can differ in the last bits (parity3 1.9999999999999998, xor 2.0).
+LEVEL_REL_TOL = 1e-9
+
+
+def snap_levels(values: Iterable[float], rel_tol: float = LEVEL_REL_TOL) -> dict[float, float]:
+    """``value -> level``: values within ``rel_tol`` of their neighbour share a level, the
+    smallest of them (NaN values are left out)."""
+    out: dict[float, float] = {}
+    level = math.nan
+    previous = math.nan
+    for v in sorted({float(v) for v in values if not math.isnan(float(v))}):
+        if math.isnan(previous) or not math.isclose(v, previous, rel_tol=rel_tol, abs_tol=1e-12):
+            level = v
+        out[v] = level
+        previous = v
+    return out
+
+
+def stratum_of(row: Mapping[str, object]) -> tuple[int, int]:
+    """A task's (inputs, outputs): tasks are compared on complexity only within one."""
+    inputs, outputs = as_float(row.get("n_inputs")), as_float(row.get("n_outputs"))
+    return (-1 if math.isnan(inputs) else int(inputs), -1 if math.isnan(outputs) else int(outputs))
+
+
+def stratum_label(inputs: int, outputs: int) -> str:
+    return f"{inputs} inputs, {outputs} output{'s' if outputs != 1 else ''}"
 
 
 def tasks_of(rows: Iterable[Mapping[str, object]]) -> tuple[str, ...]:

@@ -1,5 +1,11 @@
-"""The statistics of each series of a study (an experiment, or one network depth of it):
-grouping rows into series, and their levels, correlations and regression."""
+"""The statistics of each series of a study: grouping rows into series (an experiment, or
+one stratum of it), and each series' levels, correlations and regression.
+
+An experiment whose rows span several network depths is read as one series per depth; a
+task experiment whose tasks differ in their number of inputs or outputs, as one series per
+(inputs, outputs) stratum, because a task's circuit count depends on its input count
+whatever its complexity. Factor values equal within a tolerance are one level.
+"""
 
 from __future__ import annotations
 
@@ -11,21 +17,22 @@ import numpy as np
 
 from circuit_census.analysis.rows import (
     architecture_of,
-    as_float,
     factor_value,
-    identifiable_of,
     is_categorical,
     is_included,
     level_key,
+    measure_of,
     natural_key,
     row_depth,
+    snap_levels,
+    stratum_label,
+    stratum_of,
     tasks_of,
 )
 from circuit_census.analysis.statistics import (
     DEFAULT_RESAMPLES,
     DEFAULT_SEED,
     MEASURES,
-    METHODS,
     Correlation,
     Regression,
     correlate,
@@ -33,19 +40,38 @@ from circuit_census.analysis.statistics import (
 )
 from circuit_census.analysis.summaries import LevelSummary, summarize_levels
 
+Rows = Sequence[Mapping[str, object]]
+
 
 @dataclass(frozen=True)
-class SeriesStats:
-    """All statistics of one series: an experiment, or one depth of it."""
+class Series:
+    """The rows of one series: an experiment, or one stratum (depth, task shape) of it."""
 
     experiment: str
     factor: str
-    depth: int | None  # set when the experiment was split by depth
+    stratum: str  # what the series holds fixed: "depth 2", "3 inputs, 1 output", "hidden 4"
+    split: bool  # whether the experiment was split into several series
+    rows: tuple[Mapping[str, object], ...]
+
+    @property
+    def name(self) -> str:
+        return f"{self.experiment} ({self.stratum})" if self.split else self.experiment
+
+
+@dataclass(frozen=True)
+class SeriesStats:
+    """All statistics of one series."""
+
+    experiment: str
+    factor: str
+    stratum: str
+    split: bool
     categorical: bool  # levels without a numeric value (e.g. activation): no correlations
     levels: tuple[LevelSummary, ...]
     n_models: int
     n_converged: int
-    correlations: tuple[Correlation, ...]
+    correlations: tuple[Correlation, ...]  # Spearman, converged models, one per measure
+    correlations_all: tuple[Correlation, ...]  # the same with non-converged models too
     regression: Regression
     tasks: tuple[str, ...] = ()
     architectures: tuple[str, ...] = ()
@@ -54,67 +80,65 @@ class SeriesStats:
 
     @property
     def name(self) -> str:
-        return self.experiment if self.depth is None else f"{self.experiment} (depth {self.depth})"
+        return f"{self.experiment} ({self.stratum})" if self.split else self.experiment
 
     @property
     def n_excluded(self) -> int:
         return self.n_models - self.n_converged
 
-    def correlation(self, measure: str = "n_valid", method: str = "spearman") -> Correlation:
-        for c in self.correlations:
-            if c.measure == measure and c.method == method:
+    def correlation(self, measure: str = "n_valid", all_models: bool = False) -> Correlation:
+        for c in self.correlations_all if all_models else self.correlations:
+            if c.measure == measure:
                 return c
-        raise KeyError((measure, method))
+        raise KeyError(measure)
+
+    def zero_variance_levels(self, measure: str) -> tuple[str, ...]:
+        """Labels of the levels at which the measure does not vary."""
+        return tuple(lv.label for lv in self.levels if lv.zero_variance(measure))
 
 
-def _correlations(
-    x: Sequence[float],
-    columns: Mapping[str, Sequence[float]],
-    factor: str,
-    categorical: bool,
-    n_resamples: int,
-    seed: int,
+def snapped(rows: Iterable[Mapping[str, object]]) -> list[dict[str, object]]:
+    """Copies of the rows with factor values equal within a tolerance made one level."""
+    rows = [dict(r) for r in rows]
+    levels = snap_levels(factor_value(r) for r in rows)
+    for r in rows:
+        v = factor_value(r)
+        if not math.isnan(v):
+            r["factor_value"] = levels[v]
+    return rows
+
+
+def correlations(
+    rows: Rows, factor: str, categorical: bool, n_resamples: int, seed: int
 ) -> tuple[Correlation, ...]:
-    """Each measure with the factor by each method; models missing the measure left out."""
+    """Spearman's rho of each measure with the factor over the given rows (with a
+    percentile bootstrap interval); rows missing the measure are left out."""
     if categorical:
         note = f"categorical factor ({factor}): no correlation"
         nan = math.nan
-        return tuple(
-            Correlation(measure, method, 0, nan, nan, nan, nan, note)
-            for measure in MEASURES
-            for method in METHODS
-        )
+        return tuple(Correlation(m, "spearman", 0, nan, nan, nan, nan, note) for m in MEASURES)
     out = []
+    x = np.asarray([factor_value(r) for r in rows], dtype=np.float64)
     for measure in MEASURES:
-        y = np.asarray(columns[measure])
-        ok = ~np.isnan(y)
-        xs = np.asarray(x)[ok]
-        for method in METHODS:
-            out.append(correlate(xs, y[ok], method, measure, n_resamples=n_resamples, seed=seed))
+        y = np.asarray([measure_of(r, measure) for r in rows], dtype=np.float64)
+        ok = ~np.isnan(y) & ~np.isnan(x)
+        out.append(correlate(x[ok], y[ok], "spearman", measure, n_resamples=n_resamples, seed=seed))
     return tuple(out)
 
 
-def series_stats(
-    rows: Sequence[Mapping[str, object]],
-    experiment: str,
-    factor: str,
-    depth: int | None = None,
-    n_resamples: int = DEFAULT_RESAMPLES,
-    seed: int = DEFAULT_SEED,
-) -> SeriesStats:
-    """Statistics of one series (all its rows, converged or not).
+def has_census(row: Mapping[str, object]) -> bool:
+    return not math.isnan(measure_of(row, "n_valid"))
 
-    Only converged models with a census enter the statistics; the others are counted as
-    excluded.
-    """
+
+def series_stats(
+    series: Series, n_resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED
+) -> SeriesStats:
+    """Statistics of one series. Its statistics use converged models with a census; the
+    ``correlations_all`` repeat them with non-converged models included."""
+    rows = series.rows
     categorical = is_categorical(rows)
     used = [r for r in rows if is_included(r) and not math.isnan(factor_value(r))]
-    x = [factor_value(r) for r in used]
-    columns = {
-        "n_valid": [as_float(r.get("n_valid")) for r in used],
-        "n_minimal": [as_float(r.get("n_minimal")) for r in used],
-        "identifiable": [identifiable_of(r) for r in used],
-    }
+    everyone = [r for r in rows if has_census(r) and not math.isnan(factor_value(r))]
     notes = []
     n_no_level = sum(1 for r in rows if math.isnan(level_key(r, categorical)))
     if n_no_level:
@@ -122,16 +146,21 @@ def series_stats(
     n_converged = sum(
         1 for r in rows if is_included(r) and not math.isnan(level_key(r, categorical))
     )
+    factor = series.factor
     return SeriesStats(
-        experiment=experiment,
+        experiment=series.experiment,
         factor=factor,
-        depth=depth,
+        stratum=series.stratum,
+        split=series.split,
         categorical=categorical,
         levels=summarize_levels(rows, categorical),
         n_models=len(rows),
         n_converged=n_converged,
-        correlations=_correlations(x, columns, factor, categorical, n_resamples, seed),
-        regression=log_regression(x, columns["n_valid"]),
+        correlations=correlations(used, factor, categorical, n_resamples, seed),
+        correlations_all=correlations(everyone, factor, categorical, n_resamples, seed),
+        regression=log_regression(
+            [factor_value(r) for r in used], [measure_of(r, "n_valid") for r in used]
+        ),
         tasks=tasks_of(rows),
         architectures=tuple(sorted({architecture_of(r) for r in rows}, key=natural_key)),
         seeds=tuple(sorted({int(s) for r in rows if (s := r.get("seed")) is not None})),
@@ -139,27 +168,40 @@ def series_stats(
     )
 
 
-def split_series(
-    rows: Iterable[Mapping[str, object]],
-) -> list[tuple[str, str, int | None, list[Mapping[str, object]]]]:
-    """Group rows into series: ``(experiment, factor, depth or None, rows)``.
+def _fixed_label(rows: Rows, factor: str) -> str:
+    """What an unsplit series holds fixed, in a few words."""
+    if factor == "task_complexity":
+        return stratum_label(*stratum_of(rows[0]))
+    if factor == "width":
+        return f"depth {row_depth(rows[0])}"
+    hidden = sorted({str(r.get("hidden", "?")) for r in rows}, key=natural_key)
+    return "hidden " + ", ".join(hidden) if len(hidden) <= 2 else "all"
 
-    Experiments keep the order in which they first appear; an experiment whose rows span
-    several network depths becomes one series per depth (in increasing depth).
-    """
-    groups: dict[str, list[Mapping[str, object]]] = {}
+
+def split_series(rows: Iterable[Mapping[str, object]]) -> list[Series]:
+    """Group rows into series. Experiments keep the order in which they first appear; an
+    experiment spanning several depths becomes one series per depth, a task experiment
+    spanning several (inputs, outputs) strata one series per stratum."""
+    groups: dict[str, list[dict[str, object]]] = {}
     for row in rows:
-        groups.setdefault(str(row.get("experiment", "") or "study"), []).append(row)
-    out: list[tuple[str, str, int | None, list[Mapping[str, object]]]] = []
+        groups.setdefault(str(row.get("experiment", "") or "study"), []).append(dict(row))
+    out: list[Series] = []
     for experiment, group in groups.items():
+        group = snapped(group)
         factors = [str(r.get("factor", "")) for r in group if r.get("factor")]
         factor = max(set(factors), key=factors.count) if factors else "factor"
-        depths = {row_depth(r) for r in group}
-        if len(depths) <= 1:
-            out.append((experiment, factor, None, group))
+        if factor == "task_complexity":
+            keys = {stratum_of(r) for r in group}
+            parts = [
+                (stratum_label(*k), [r for r in group if stratum_of(r) == k]) for k in sorted(keys)
+            ]
+        else:
+            depths = sorted({row_depth(r) for r in group}, key=lambda v: (v is None, v or 0))
+            parts = [(f"depth {d}", [r for r in group if row_depth(r) == d]) for d in depths]
+        if len(parts) <= 1:
+            out.append(Series(experiment, factor, _fixed_label(group, factor), False, tuple(group)))
             continue
-        for d in sorted(depths, key=lambda v: (v is None, v or 0)):
-            out.append((experiment, factor, d, [r for r in group if row_depth(r) == d]))
+        out += [Series(experiment, factor, label, True, tuple(part)) for label, part in parts]
     return out
 
 
@@ -169,7 +211,4 @@ def study_stats(
     seed: int = DEFAULT_SEED,
 ) -> list[SeriesStats]:
     """Statistics of every series of a study."""
-    return [
-        series_stats(group, experiment, factor, depth, n_resamples=n_resamples, seed=seed)
-        for experiment, factor, depth, group in split_series(rows)
-    ]
+    return [series_stats(s, n_resamples=n_resamples, seed=seed) for s in split_series(rows)]

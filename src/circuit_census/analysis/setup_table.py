@@ -45,7 +45,7 @@ def _model_entries(rows: Rows) -> list[Entry]:
         if r.get("task") is not None:
             tasks[str(r["task"])] = as_float(r.get("task_complexity"))
     task_text = ", ".join(
-        f"{t} ({fmt_num(c, 3)})" if not math.isnan(c) else t
+        f"{t} ({fmt_num(c)})" if not math.isnan(c) else t
         for t, c in sorted(tasks.items(), key=lambda tc: (tc[1], tc[0]))
     )
     archs = sorted({architecture_of(r) for r in rows}, key=natural_key)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-MEASURES: tuple[str, ...] = ("n_valid", "n_minimal", "identifiable")
+MEASURES: tuple[str, ...] = ("n_valid", "n_minimal", "valid_fraction", "identifiable")
 METHODS: tuple[str, ...] = ("spearman", "pearson")
 CONFIDENCE = 0.95
 ALPHA = 0.05
@@ -22,7 +22,8 @@ MAX_DEGENERATE = 0.1  # largest fraction of undefined bootstrap resamples an int
 MEASURE_LABELS: dict[str, str] = {
     "n_valid": "valid circuits",
     "n_minimal": "minimal circuits",
-    "identifiable": "identifiable",
+    "valid_fraction": "valid fraction",
+    "identifiable": "identifiable fraction",
 }
 
 
@@ -221,13 +222,103 @@ def log_regression(x: Sequence[float], n_valid: Sequence[float]) -> Regression:
     )
 
 
+# Words for the size of a correlation, |rho| below each bound (and "strong" above the last).
+STRENGTH_BANDS: tuple[tuple[float, str], ...] = (
+    (0.1, "no relation"),
+    (0.3, "weak"),
+    (0.5, "moderate"),
+)
+
+
 def strength(rho: float) -> str:
-    """A word for the size of a correlation: weak (< 0.3), moderate (< 0.6), strong."""
+    """A word for the size of a correlation: no relation (|rho| < 0.1), weak (< 0.3),
+    moderate (< 0.5), strong; "undefined" for NaN."""
     if math.isnan(rho):
         return "undefined"
     a = abs(rho)
-    if a < 0.3:
-        return "weak"
-    if a < 0.6:
-        return "moderate"
+    for bound, word in STRENGTH_BANDS:
+        if a < bound:
+            return word
     return "strong"
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjustment of a family of p-values; NaN entries are not tests
+    (they keep NaN and do not count in the family's size)."""
+    p = np.asarray(p_values, dtype=np.float64)
+    out = np.full(p.shape, np.nan)
+    tested = np.flatnonzero(~np.isnan(p))
+    m = tested.size
+    running = 0.0
+    for rank, i in enumerate(tested[np.argsort(p[tested], kind="stable")]):
+        running = max(running, min(1.0, (m - rank) * float(p[i])))
+        out[i] = running
+    return out.tolist()
+
+
+def _centered_ranks(values: np.ndarray, strata: np.ndarray) -> np.ndarray:
+    """Ranks within each stratum (ties averaged), centred and divided by the stratum's
+    size, so that every stratum weighs by its number of models."""
+    out = np.zeros(values.shape, dtype=np.float64)
+    for s in np.unique(strata):
+        idx = np.flatnonzero(strata == s)
+        r = stats.rankdata(values[..., idx], axis=-1)
+        out[..., idx] = (r - (idx.size + 1) / 2) / idx.size
+    return out
+
+
+def _stratified_rho(x: np.ndarray, y: np.ndarray, strata: np.ndarray) -> np.ndarray:
+    """Pearson correlation of within-stratum centred ranks (along the last axis)."""
+    rx, ry = _centered_ranks(x, strata), _centered_ranks(y, strata)
+    num = (rx * ry).sum(axis=-1)
+    den = np.sqrt((rx * rx).sum(axis=-1) * (ry * ry).sum(axis=-1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
+
+
+def stratified_spearman(
+    x: Sequence[float],
+    y: Sequence[float],
+    strata: Sequence[object],
+    measure: str = "",
+    n_resamples: int = DEFAULT_RESAMPLES,
+    seed: int = DEFAULT_SEED,
+) -> Correlation:
+    """A rank correlation pooled over strata, never across them: the correlation of ranks
+    taken within each stratum. p: permutation test shuffling ``y`` within strata; CI:
+    bootstrap resampling models within strata (percentile). With one stratum, rho is
+    Spearman's."""
+    xa = np.asarray(x, dtype=np.float64)
+    ya = np.asarray(y, dtype=np.float64)
+    labels = np.unique(np.asarray([str(s) for s in strata]), return_inverse=True)[1]
+    n = int(xa.size)
+    nan = math.nan
+    if n < 3:
+        return Correlation(measure, "stratified", n, nan, nan, nan, nan, f"only {_n_models(n)}")
+    rho = float(_stratified_rho(xa, ya, labels))
+    if math.isnan(rho):
+        note = "no stratum has both the factor and the measure varying: correlation undefined"
+        return Correlation(measure, "stratified", n, nan, nan, nan, nan, note)
+    rng = np.random.default_rng(seed)
+    groups = [np.flatnonzero(labels == s) for s in np.unique(labels)]
+    n_draws = max(n_resamples, 1)
+    perm = np.empty((n_draws, n), dtype=np.int64)
+    boot = np.empty((n_draws, n), dtype=np.int64)
+    for idx in groups:
+        perm[:, idx] = idx[rng.permuted(np.tile(np.arange(idx.size), (n_draws, 1)), axis=1)]
+        boot[:, idx] = idx[rng.integers(0, idx.size, size=(n_draws, idx.size))]
+    null = _stratified_rho(np.broadcast_to(xa, (n_draws, n)), ya[perm], labels)
+    p = (1 + np.sum(np.abs(null) >= abs(rho) - 1e-12)) / (n_draws + 1)
+    dist = _stratified_rho(xa[boot], ya[boot], labels)
+    ok = np.isfinite(dist)
+    note = ""
+    if n_resamples <= 0:
+        low = high = nan
+        note = "no bootstrap"
+    elif (~ok).sum() > MAX_DEGENERATE * dist.size:
+        low = high = nan
+        note = f"no bootstrap interval: {int((~ok).sum())} of {dist.size} resamples undefined"
+    else:
+        tail = (1 - CONFIDENCE) / 2 * 100
+        low, high = (float(v) for v in np.percentile(dist[ok], [tail, 100 - tail]))
+    return Correlation(measure, "stratified", n, rho, float(p), low, high, note)

@@ -1,8 +1,9 @@
 """Figures of a study: circuit counts and identifiability against the swept factor.
 
-One figure per series, three panels: valid circuits, minimal circuits (one point per
-converged model, jittered; a box per level; the median per level joined by a line; a log
-axis when the counts span more than a decade) and the identifiable fraction per level with
+One figure per series, four panels: valid circuits, minimal circuits, the valid fraction
+(one point per converged model, jittered; a box per level; the median per level joined by
+a line; a log axis when the values span more than a decade; a level at which the measure
+does not vary is marked "no variance") and the identifiable fraction per level with
 Wilson 95% intervals. Levels sit at equally spaced positions labelled with their values,
 so log-spaced regularizer levels stay readable. Rendered with Matplotlib's Agg backend to
 PNG bytes.
@@ -23,7 +24,7 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter  # noqa: E402
 
-from circuit_census.analysis.rows import as_float, is_included, level_key  # noqa: E402
+from circuit_census.analysis.rows import is_included, level_key, measure_of  # noqa: E402
 from circuit_census.analysis.series import SeriesStats  # noqa: E402
 
 FACTOR_LABELS: dict[str, str] = {
@@ -35,16 +36,22 @@ FACTOR_LABELS: dict[str, str] = {
     "dropout": "dropout rate",
     "task_complexity": "task complexity (effective rank of the truth table)",
     "noise": "input noise std",
+    "progress": "training progress (fraction of the model's own run)",
 }
 
-COLORS = {"n_valid": "#1f5f9e", "n_minimal": "#b5541c", "identifiable": "#2e7d32"}
+COLORS = {
+    "n_valid": "#1f5f9e",
+    "n_minimal": "#b5541c",
+    "valid_fraction": "#6a3d9a",
+    "identifiable": "#2e7d32",
+}
 
 
 def factor_label(factor: str) -> str:
     return FACTOR_LABELS.get(factor, factor.replace("_", " "))
 
 
-def _count_axis(ax, values: np.ndarray) -> None:
+def _count_axis(ax, values: np.ndarray, integer: bool = True) -> None:
     """Log axis when the positive counts span more than a decade (symlog if zeros)."""
     positive = values[values > 0]
     if positive.size and positive.max() / positive.min() > 10:
@@ -56,13 +63,19 @@ def _count_axis(ax, values: np.ndarray) -> None:
             ax.yaxis.set_major_locator(LogLocator(base=10, subs=subs))
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.yaxis.set_minor_formatter(NullFormatter())
-    else:
+    elif integer:
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         if values.size and values.max() - values.min() < 4:  # a flat series: show integers
             ax.set_ylim(max(values.min() - 2, -0.5), values.max() + 2)
 
 
-def _level_axis(ax, labels: Sequence[str], factor: str, counts: Sequence[int]) -> None:
+def _level_axis(
+    ax,
+    labels: Sequence[str],
+    factor: str,
+    counts: Sequence[int],
+    flat: Sequence[bool] = (),
+) -> None:
     levels = labels
     positions = np.arange(len(levels))
     ax.set_xticks(positions)
@@ -70,9 +83,10 @@ def _level_axis(ax, labels: Sequence[str], factor: str, counts: Sequence[int]) -
     ax.set_xticklabels(labels, rotation=45 if rotate else 0, ha="right" if rotate else "center")
     ax.set_xlim(-0.6, len(levels) - 0.4)
     ax.set_xlabel(factor_label(factor))
-    for pos, n in zip(positions, counts, strict=True):
+    flat = tuple(flat) or (False,) * len(counts)
+    for pos, n, no_variance in zip(positions, counts, flat, strict=True):
         ax.annotate(
-            f"n={n}",
+            f"n={n}" + ("\nno variance" if no_variance else ""),
             (pos, 1.0),
             xycoords=("data", "axes fraction"),
             xytext=(0, 2),
@@ -92,7 +106,7 @@ def _count_panel(ax, series: SeriesStats, rows, column: str, title: str, seed: i
     for row in rows:
         if not is_included(row):
             continue
-        v = as_float(row.get(column))
+        v = measure_of(row, column)
         if not math.isnan(v):
             per_level[index[level_key(row, series.categorical)]].append(v)
     all_values = np.asarray([v for vs in per_level for v in vs], dtype=np.float64)
@@ -131,12 +145,16 @@ def _count_panel(ax, series: SeriesStats, rows, column: str, title: str, seed: i
         ax.legend(loc="best", fontsize=8, frameon=False)
     else:
         ax.text(0.5, 0.5, "no converged model", transform=ax.transAxes, ha="center")
-    _count_axis(ax, all_values)
+    _count_axis(ax, all_values, integer=column != "valid_fraction")
     _level_axis(
-        ax, [lv.label for lv in series.levels], series.factor, [len(vs) for vs in per_level]
+        ax,
+        [lv.label for lv in series.levels],
+        series.factor,
+        [len(vs) for vs in per_level],
+        [lv.zero_variance(column) for lv in series.levels],
     )
     ax.set_ylabel(title)
-    ax.set_title(title, pad=14)
+    ax.set_title(title, pad=24)
     ax.grid(axis="y", color="#e5e5e5", linewidth=0.6, zorder=0)
 
 
@@ -163,9 +181,15 @@ def _identifiable_panel(ax, series: SeriesStats) -> None:
         )
         ax.legend(loc="best", fontsize=8, frameon=False)
     ax.set_ylim(-0.04, 1.04)
-    _level_axis(ax, [lv.label for lv in levels], series.factor, [lv.n_converged for lv in levels])
+    _level_axis(
+        ax,
+        [lv.label for lv in levels],
+        series.factor,
+        [lv.n_converged for lv in levels],
+        [lv.zero_variance("identifiable") for lv in levels],
+    )
     ax.set_ylabel("identifiable fraction")
-    ax.set_title("identifiable at the circuit level", pad=14)
+    ax.set_title("identifiable at the circuit level (one minimal circuit)", pad=24)
     ax.grid(axis="y", color="#e5e5e5", linewidth=0.6)
 
 
@@ -175,13 +199,16 @@ def series_figure(
     subtitle: str = "",
     seed: int = 0,
 ) -> Figure:
-    """The three-panel figure of one series."""
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.8), layout="constrained")
-    _count_panel(axes[0], series, rows, "n_valid", "valid circuits", seed)
-    _count_panel(axes[1], series, rows, "n_minimal", "minimal circuits", seed + 1)
-    _identifiable_panel(axes[2], series)
+    """The four-panel figure of one series."""
+    fig, grid = plt.subplots(2, 2, figsize=(12, 9), layout="constrained")
+    axes = grid.ravel()
+    _count_panel(axes[0], series, rows, "n_valid", "valid circuits per model", seed)
+    _count_panel(axes[1], series, rows, "n_minimal", "minimal circuits per model", seed + 1)
+    _count_panel(axes[2], series, rows, "valid_fraction", "valid fraction per model", seed + 2)
+    _identifiable_panel(axes[3], series)
     title = (
-        f"{series.name}: circuits against {factor_label(series.factor)} "
+        f"{series.name}: valid and minimal circuits, valid fraction and identifiability "
+        f"against {factor_label(series.factor)} "
         f"({series.n_converged} converged models of {series.n_models})"
     )
     if subtitle:

@@ -1,5 +1,6 @@
-"""Per-level summaries of a series: counts of models, mean / median / IQR of the circuit
-counts, and the identifiable fraction with its Wilson interval."""
+"""Per-level summaries of a series: counts of models (trained, converged, kept), mean /
+median / IQR of each uniqueness measure, which measures do not vary at the level, and the
+identifiable fraction with its Wilson interval."""
 
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from circuit_census.analysis.rows import (
-    as_float,
     identifiable_of,
     is_categorical,
     is_included,
+    is_true,
     level_key,
+    measure_of,
     tasks_of,
 )
 from circuit_census.analysis.statistics import wilson_interval
@@ -49,6 +51,11 @@ class CountSummary:
             float(a.max()),
         )
 
+    @property
+    def constant(self) -> bool:
+        """Whether every model has the same value (two or more models): no variance."""
+        return self.n >= 2 and self.minimum == self.maximum
+
 
 @dataclass(frozen=True)
 class LevelSummary:
@@ -56,18 +63,34 @@ class LevelSummary:
 
     level: float  # the factor's value (for a categorical factor: the level's index)
     label: str  # the level as shown: its value, or its name for a categorical factor
-    n_models: int
-    n_converged: int  # converged models with a census: the ones in the statistics
+    n_models: int  # trained
+    n_trained_converged: int  # converged, with or without a census
+    n_converged: int  # converged models with a census: the ones kept in the statistics
     valid: CountSummary
     minimal: CountSummary
-    n_identifiable: int
-    identifiable_fraction: float  # NaN when no model converged
-    identifiable_ci: tuple[float, float]  # Wilson 95% interval
+    valid_fraction: CountSummary
+    identifiable: CountSummary  # per model: the fraction of its outputs identifiable
+    n_identifiable: int  # models with every output identifiable
+    identifiable_fraction: float  # mean of ``identifiable``; NaN when no model was kept
+    identifiable_ci: tuple[float, float]  # Wilson 95% interval (one-output models only)
     tasks: tuple[str, ...] = ()  # the tasks at this level
 
     @property
     def n_excluded(self) -> int:
         return self.n_models - self.n_converged
+
+    def summary(self, measure: str) -> CountSummary:
+        """The summary of one measure: n_valid, n_minimal, valid_fraction, identifiable."""
+        return {
+            "n_valid": self.valid,
+            "n_minimal": self.minimal,
+            "valid_fraction": self.valid_fraction,
+            "identifiable": self.identifiable,
+        }[measure]
+
+    def zero_variance(self, measure: str) -> bool:
+        """Whether the measure takes one value over the level's kept models."""
+        return self.summary(measure).constant
 
 
 def format_level(value: float) -> str:
@@ -94,22 +117,27 @@ def _summarize_level(
 ) -> LevelSummary:
     """The summary of one level from all its rows, converged or not."""
     used = [r for r in group if is_included(r)]
-    valid = [as_float(r.get("n_valid")) for r in used]
-    minimal = [as_float(r.get("n_minimal")) for r in used]
-    minimal = [m for m in minimal if not math.isnan(m)]
+
+    def values(measure: str) -> list[float]:
+        return [v for r in used if not math.isnan(v := measure_of(r, measure))]
+
     ident = [identifiable_of(r) for r in used]
     ident = [i for i in ident if not math.isnan(i)]
-    k, n = int(sum(ident)), len(ident)
+    k, n = sum(1 for i in ident if i == 1.0), len(ident)
+    binary = all(i in (0.0, 1.0) for i in ident)
     return LevelSummary(
         level=float(level),
         label=_level_label(level, group, categorical),
         n_models=len(group),
+        n_trained_converged=sum(1 for r in group if is_true(r.get("converged"))),
         n_converged=len(used),
-        valid=CountSummary.of(valid),
-        minimal=CountSummary.of(minimal),
+        valid=CountSummary.of(values("n_valid")),
+        minimal=CountSummary.of(values("n_minimal")),
+        valid_fraction=CountSummary.of(values("valid_fraction")),
+        identifiable=CountSummary.of(ident),
         n_identifiable=k,
-        identifiable_fraction=k / n if n else math.nan,
-        identifiable_ci=wilson_interval(k, n),
+        identifiable_fraction=float(np.mean(ident)) if n else math.nan,
+        identifiable_ci=wilson_interval(k, n) if binary else (math.nan, math.nan),
         tasks=tasks_of(group),
     )
 

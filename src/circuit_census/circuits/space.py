@@ -1,4 +1,4 @@
-"""The space of admissible circuits of an architecture (SPEC, "Circuit").
+"""The space of admissible circuits of an architecture (docs/definitions.md, "Circuit").
 
 A circuit is stored as a bitset over the network's edges, flattened layer by layer in the
 C order of each ``W_l`` (row = receiving node, column = sending node): edge ``e`` is bit

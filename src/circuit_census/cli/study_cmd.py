@@ -211,10 +211,12 @@ def reproduce(
     scheduler: str | None = typer.Option(None, "--scheduler", help=_SCHEDULER_HELP),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
-    """Run the four built-in experiments on fresh seeds and write the report.
+    """Run the built-in experiments on fresh seeds and write the report.
 
-    The experiments are l1, orthogonality, capacity and task complexity (see
-    docs/study.md); report.md and report.html go into the study directory.
+    L1 and orthogonality at widths 4 and 8, capacity at depths 1 and 2, task
+    complexity, and emergence during training (see docs/study.md); each tests the
+    finding it declares. report.md, report.html and findings.csv (the verdicts) go
+    into the study directory.
 
     Run it again to resume: finished rows are kept and skipped. Ctrl-C
     (exit code 130) or SIGTERM (143) stops it cleanly, keeping every row
@@ -242,4 +244,6 @@ def reproduce(
             "run the same command again to write it"
         )
         raise
-    typer.echo(f"report: {md} and {html} ({time.perf_counter() - started:.0f} s in all)")
+    elapsed = time.perf_counter() - started
+    verdicts = md.with_name("findings.csv")
+    typer.echo(f"report: {md}, {html} and verdicts in {verdicts} ({elapsed:.0f} s in all)")

@@ -14,7 +14,7 @@ from circuit_census.tasks.boolean import Task, builtin_tasks, make_task
 COMPLEXITY_NOTE = (
     "complexity: effective rank (Roy & Vetterli) of the truth table laid out as a "
     "2^floor(n/2) x 2^ceil(n/2) matrix (one output) or of the 2^n x m target matrix "
-    "(m outputs), as SPEC defines task complexity"
+    "(m outputs), as docs/definitions.md defines task complexity"
 )
 
 

@@ -87,6 +87,14 @@ _ValRepeats = Annotated[
     int, typer.Option("--val-repeats", help="Validation copies of each corner.")
 ]
 _Device = Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N.")]
+_Checkpoints = Annotated[
+    int,
+    typer.Option(
+        "--checkpoints",
+        help="Also write each model at K evenly spaced epochs of its own run "
+        "(seed-N.checkpoint-KK.safetensors; 0 for none).",
+    ),
+]
 _Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no table.")]
 
 
@@ -114,6 +122,7 @@ def train(
     repeats: _Repeats = _D.repeats,
     val_repeats: _ValRepeats = _D.val_repeats,
     device: _Device = _D.device,
+    checkpoints: _Checkpoints = 0,
     quiet: _Quiet = False,
 ) -> None:
     """Train one model per seed, all seeds at once, and write them to --out."""
@@ -150,7 +159,9 @@ def train(
     show = show_bar(quiet, sys.stdout)
     try:
         with training_progress(show, len(seed_list), config.epochs) as progress:
-            models = train_models(the_task, seed_list, config, progress=progress)
+            models = train_models(
+                the_task, seed_list, config, progress=progress, checkpoints=checkpoints
+            )
     except (Exception, SystemExit):
         raise
     except BaseException as exc:  # an interrupt (SIGINT, SIGTERM): say what was kept
@@ -158,6 +169,8 @@ def train(
         raise
     write_models(out, the_task.name, models, config)
     _report(models, the_task.name, config, out, quiet)
+    if checkpoints:
+        _report_checkpoints(models, out)
 
 
 def model_metadata(task_name: str, model: TrainedModel, config: TrainConfig) -> dict[str, object]:
@@ -180,9 +193,41 @@ def model_metadata(task_name: str, model: TrainedModel, config: TrainConfig) -> 
     return meta
 
 
+def checkpoint_metadata(
+    task_name: str, model: TrainedModel, index: int, config: TrainConfig
+) -> dict[str, object]:
+    """Metadata stored with checkpoint ``index`` of a model: task, seed, which checkpoint
+    (``checkpoint`` of ``checkpoints``), its ``epoch``, ``progress``, ``train_loss`` and
+    ``val_accuracy``, the model's own epochs (``total_epochs``) and every config field."""
+    point = model.checkpoints[index]
+    config_meta = config.as_metadata()
+    config_meta["max_epochs"] = config_meta.pop("epochs")
+    meta: dict[str, object] = {
+        "task": task_name,
+        "seed": model.seed,
+        "checkpoint": index,
+        "checkpoints": len(model.checkpoints),
+        "epoch": point.epoch,
+        "progress": point.progress,
+        "train_loss": point.train_loss,
+        "val_accuracy": point.val_accuracy,
+        "total_epochs": model.epochs,
+    }
+    meta.update(config_meta)
+    return meta
+
+
+def checkpoint_file_name(seed: int, index: int, count: int) -> str:
+    """``seed-N.checkpoint-KK.safetensors``: checkpoint ``index`` of ``count``, numbered
+    from 0 with at least two digits (as many as ``count - 1`` needs), so names sort."""
+    width = max(2, len(str(count - 1)))
+    return f"seed-{seed}.checkpoint-{index:0{width}d}.safetensors"
+
+
 def write_models(out: Path, task_name: str, models: list[TrainedModel], config: TrainConfig):
-    """``seed-N.safetensors`` and ``seed-N.npz`` (validation set) per model, then
-    ``summary.csv``, each written atomically (interrupted, the files written are whole)."""
+    """``seed-N.safetensors`` and ``seed-N.npz`` (validation set) per model, and its
+    checkpoints (:func:`checkpoint_file_name`) if it has any, then ``summary.csv``, each
+    written atomically (interrupted, the files written are whole)."""
     out.mkdir(parents=True, exist_ok=True)
     written = 0
     try:
@@ -191,6 +236,12 @@ def write_models(out: Path, task_name: str, models: list[TrainedModel], config: 
                 out / f"seed-{m.seed}.safetensors", m.network, model_metadata(task_name, m, config)
             )
             save_data(out / f"seed-{m.seed}.npz", m.val.x, m.val.y)
+            for k, point in enumerate(m.checkpoints):
+                save_model(
+                    out / checkpoint_file_name(m.seed, k, len(m.checkpoints)),
+                    point.network,
+                    checkpoint_metadata(task_name, m, k, config),
+                )
             written += 1
     except (Exception, SystemExit):
         raise
@@ -247,6 +298,24 @@ def _report(models, task_name, config, out, quiet) -> None:
     failed = [m.seed for m in models if not m.converged]
     tail = f"; not converged: {_seed_list(failed)}" if failed else ""
     console.print(f"converged {n_conv}/{len(models)}{tail}; wrote {out}", highlight=False)
+
+
+def _report_checkpoints(models: list[TrainedModel], out: Path) -> None:
+    """One line: how many checkpoint files were written and their total size."""
+    from rich.console import Console
+    from rich.filesize import decimal
+
+    paths = [
+        out / checkpoint_file_name(m.seed, k, len(m.checkpoints))
+        for m in models
+        for k in range(len(m.checkpoints))
+    ]
+    size = sum(p.stat().st_size for p in paths)
+    Console().print(
+        f"wrote {len(paths)} checkpoint files ({decimal(size)}) to {out}",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def _seed_list(seeds: list[int], limit: int = 20) -> str:

@@ -1,15 +1,23 @@
 """The study's built-in experiments, as ordinary sweep documents.
 
-Four presets, each a sweep (``circuit-census study preset NAME`` prints its TOML):
+Four presets, each a sweep (``circuit-census study preset NAME`` prints its TOML), each
+experiment declaring the finding it tests (``finding = N``; docs/definitions.md, Findings):
 
-- ``l1``: 2-4-1 on XOR, L1 strength from 0 up to the largest level at which most seeds
-  still converge (measured: about 60% at 0.007, 50% at 0.01).
-- ``orthogonality``: the same for the hidden-activation orthogonality penalty (about 63%
-  converge at 0.02, 50% at 0.03).
-- ``capacity``: XOR with one hidden layer of width 2 to 12, and two hidden layers of
-  equal width (the report reads each depth as its own series).
-- ``task-complexity``: single-output gates of 2 and 3 inputs (``task-complexity``) and
-  multi-output stacks of 1 to 6 two-input gates (``task-complexity-stacks``), width 6.
+- ``l1`` (finding 1): XOR, L1 strength from 0 up to the largest level at which most seeds
+  still converge (measured at width 4: about 60% at 0.007, 50% at 0.01), at width 4 (the
+  published base, ``l1``) and at width 8 (``l1-width8``), each with its own verdict.
+- ``orthogonality`` (finding 2): the same for the hidden-activation orthogonality penalty
+  (about 63% converge at 0.02, 50% at 0.03), ``orthogonality`` and ``orthogonality-width8``.
+- ``capacity`` (finding 3): XOR with one hidden layer of width 2 to 12, and two hidden
+  layers of equal width (the report judges each depth on its own).
+- ``task-complexity``: single-output tasks of 2 and of 3 inputs (finding 4; the report
+  judges each input count on its own and pooled), and multi-output stacks of 1 to 6
+  two-input gates (``task-complexity-stacks``, descriptive: no finding, since each stack
+  size is its own (inputs, outputs) stratum), width 6.
+- ``emergence``: the base setting (2-4-1 on XOR) censused at eleven points of each model's
+  own training run (progress 0, 0.1, ..., 1; progress 0 is the initialization), with the
+  accuracy criterion, so that a valid circuit means one that computes the task: how the
+  census changes while the network learns. Descriptive, no finding.
 
 Two scales: ``default`` (30 seeds per level) and ``quick`` (8 seeds, fewer levels). Every
 quick condition is also a default condition with the same settings, so a default run in
@@ -27,7 +35,9 @@ from circuit_census.errors import InputError
 from circuit_census.experiments.sweeps import Sweep, sweep_from_dict
 from circuit_census.training.config import TrainConfig
 
-PRESET_NAMES = ("l1", "orthogonality", "capacity", "task-complexity")
+PRESET_NAMES = ("l1", "orthogonality", "capacity", "task-complexity", "emergence")
+BASE_WIDTH = 4  # the published base setting: 2-4-1 on XOR
+ROBUSTNESS_WIDTH = 8
 SCALES = ("default", "quick")
 SEEDS = {"default": 30, "quick": 8}
 
@@ -70,43 +80,72 @@ STACKS = ["+".join(STACK[:k]) for k in range(1, len(STACK) + 1)]
 
 QUICK_LEVELS: dict[str, list[Any]] = {
     "l1": [0.0, 0.001, 0.007],
+    "l1-width8": [0.0, 0.001, 0.007],
     "orthogonality": [0.0, 0.003, 0.02],
+    "orthogonality-width8": [0.0, 0.003, 0.02],
     "capacity": [2, 4, 6, 8, [2, 2], [3, 3]],
     "task-complexity": ["and", "or", "xor", "majority3", "parity3"],
     "task-complexity-stacks": [STACKS[0], STACKS[2], STACKS[5]],
+    "emergence": [0.0, 0.2, 0.5, 1.0],
 }
+PROGRESS_LEVELS = [round(0.1 * k, 1) for k in range(11)]
 
 DESCRIPTIONS = {
-    "l1": "L1 regularization of the weights (SPEC finding 1: weak correlation expected)",
-    "orthogonality": "Orthogonality penalty on hidden activations (SPEC finding 2: weak, "
-    "sometimes promoting non-uniqueness)",
-    "capacity": "Hidden width, one and two hidden layers (SPEC finding 3: more neurons, "
-    "many more valid circuits)",
-    "task-complexity": "Single-output gates of 2 and 3 inputs (SPEC finding 4: complexity "
-    "predicts non-uniqueness)",
+    "l1": "L1 regularization of the weights, width 4 (finding 1: only a weak relation)",
+    "l1-width8": "L1 regularization of the weights, width 8 (finding 1 at a second width)",
+    "orthogonality": "Orthogonality penalty on hidden activations, width 4 (finding 2: "
+    "weak, sometimes promoting non-uniqueness)",
+    "orthogonality-width8": "Orthogonality penalty on hidden activations, width 8 "
+    "(finding 2 at a second width)",
+    "capacity": "Hidden width, one and two hidden layers (finding 3: strongly more valid circuits)",
+    "task-complexity": "Single-output tasks of 2 and of 3 inputs (finding 4, within each "
+    "input count)",
+    "emergence": "The census of each model of the base setting at eleven points of its own "
+    "training run (accuracy criterion: a valid circuit computes the task)",
     "task-complexity-stacks": "Multi-output stacks of 1 to 6 gates; per-output censuses, "
-    "counts summed over outputs",
+    "measures averaged over outputs (descriptive, no finding)",
 }
+
+
+def _regularizer(factor: str, levels: list[float], finding: int) -> dict[str, dict[str, Any]]:
+    """A regularizer experiment at the base width and at the robustness width."""
+    base = {"factor": factor, "levels": levels, "task": "xor", "finding": finding}
+    return {
+        factor: {**base, "hidden": [BASE_WIDTH]},
+        f"{factor}-width{ROBUSTNESS_WIDTH}": {**base, "hidden": [ROBUSTNESS_WIDTH]},
+    }
 
 
 def _experiments(name: str) -> dict[str, dict[str, Any]]:
     if name == "l1":
-        return {"l1": {"factor": "l1", "levels": L1_LEVELS, "task": "xor", "hidden": [4]}}
+        return _regularizer("l1", L1_LEVELS, 1)
     if name == "orthogonality":
-        return {
-            "orthogonality": {
-                "factor": "orthogonality",
-                "levels": ORTHOGONALITY_LEVELS,
-                "task": "xor",
-                "hidden": [4],
-            }
-        }
+        return _regularizer("orthogonality", ORTHOGONALITY_LEVELS, 2)
     if name == "capacity":
-        return {"capacity": {"factor": "width", "levels": [*WIDTHS, *DEPTH2], "task": "xor"}}
+        levels = [*WIDTHS, *DEPTH2]
+        return {"capacity": {"factor": "width", "levels": levels, "task": "xor", "finding": 3}}
     if name == "task-complexity":
         return {
-            "task-complexity": {"factor": "task", "levels": SINGLE_TASKS, "hidden": [TASK_WIDTH]},
+            "task-complexity": {
+                "factor": "task",
+                "levels": SINGLE_TASKS,
+                "hidden": [TASK_WIDTH],
+                "finding": 4,
+            },
             "task-complexity-stacks": {"factor": "task", "levels": STACKS, "hidden": [TASK_WIDTH]},
+        }
+    if name == "emergence":
+        return {
+            "emergence": {
+                "factor": "progress",
+                "levels": PROGRESS_LEVELS,
+                "task": "xor",
+                "hidden": [BASE_WIDTH],
+                "census": {
+                    "criterion": "accuracy",
+                    "threshold": CensusSettings(criterion="accuracy").threshold,
+                },
+            }
         }
     raise InputError(f"unknown preset {name!r}; choose one of {', '.join(PRESET_NAMES)}")
 
@@ -127,8 +166,9 @@ def preset_document(names: str | list[str] | tuple[str, ...], scale: str = "defa
     return {
         "study": {
             "name": f"circuit-census {title} study ({scale} scale)",
-            "description": "The four built-in experiments of circuit-census (L1, "
-            "orthogonality, capacity, task complexity) on fresh seeds.",
+            "description": "The built-in experiments of circuit-census (L1, "
+            "orthogonality, capacity, task complexity) on fresh seeds, each testing the "
+            "finding it declares.",
         },
         "defaults": {
             "activation": "relu",

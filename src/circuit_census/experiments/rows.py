@@ -50,10 +50,18 @@ class Row:
     final_loss: float | None  # None when not finite
     val_accuracy: float
     epochs: int
-    n_candidates: int  # summed over outputs
-    n_valid: int
-    n_minimal: int
-    identifiable: bool  # every output has exactly one minimal circuit
+    # The uniqueness measures, per output and averaged over outputs (one output: its own).
+    n_candidates: int  # admissible circuits of one output's census
+    n_valid: float
+    n_minimal: float
+    valid_fraction: float  # n_valid / n_candidates, per output, averaged
+    identifiable: float  # fraction of outputs with exactly one minimal circuit (0 or 1)
+    # The joint census of all outputs together (one output: the same census); None where
+    # its space exceeds work.JOINT_MAX_CANDIDATES.
+    n_candidates_joint: int | None
+    n_valid_joint: int | None
+    n_minimal_joint: int | None
+    identifiable_joint: bool | None
     measures: Json
     settings: Json  # run_description(condition, seed)
     valid_stored: int

@@ -207,6 +207,7 @@ def study_setup(sweep: Sweep, executor: str) -> dict[str, Any]:
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "executor": executor,
         "experiments": [e.name for e in sweep.experiments],
+        "findings": {e.name: e.finding for e in sweep.experiments if e.finding is not None},
         "valid_cap": sweep.valid_cap,
     }
     if len(census) == 1:

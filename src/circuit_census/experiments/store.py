@@ -48,7 +48,7 @@ from circuit_census.experiments.rows import (
 
 STORE_NAME = "results.sqlite"
 LOCK_NAME = ".study.lock"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: per-output averaged measures, valid_fraction, joint census
 
 
 _SCHEMA = f"""
@@ -250,7 +250,7 @@ class Store:
         self, experiment: str | None = None, keys: Sequence[str] | set[str] | None = None
     ) -> list[dict[str, Any]]:
         """All rows (or one experiment's), ordered by experiment, level and seed, as dicts
-        with the :data:`COLUMNS` names; ``converged`` and ``identifiable`` are booleans,
+        with the :data:`COLUMNS` names; boolean columns (``converged``, ...) as booleans,
         ``measures`` and ``settings`` parsed JSON. ``keys`` restricts to those keys."""
         sql = f"SELECT {', '.join(COLUMN_NAMES)} FROM results"
         args: tuple[Any, ...] = ()

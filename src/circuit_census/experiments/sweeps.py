@@ -39,7 +39,10 @@ from circuit_census.training.config import TrainConfig
 
 # The factors an experiment may sweep. Regularizer strengths are training settings that are
 # also study factors, so they sit beside task/hidden/activation rather than in [training].
-FACTORS = ("task", "width", "activation", "l1", "l2", "orthogonality", "dropout")
+FACTORS = ("task", "width", "activation", "l1", "l2", "orthogonality", "dropout", "progress")
+# Training progress levels (a model's checkpoint at this fraction of its own run) are taken
+# from this many evenly spaced checkpoints, so a level is a multiple of 1 / this.
+PROGRESS_STEPS = 100
 # The name a row gives its factor: what its numeric ``factor_value`` measures.
 ROW_FACTOR = {"task": "task_complexity"}
 REGULARIZERS = ("l1", "l2", "orthogonality", "dropout")
@@ -64,7 +67,9 @@ FIXED_KEYS = (
     "training",
     "census",
 )
-EXPERIMENT_KEYS = ("description", "factor", "levels", *FIXED_KEYS)
+EXPERIMENT_KEYS = ("description", "factor", "levels", "finding", *FIXED_KEYS)
+# The findings an experiment may declare that it tests (analysis.findings.FINDINGS).
+FINDING_NUMBERS = (1, 2, 3, 4)
 STUDY_KEYS = ("name", "description", "valid_cap")
 TOP_KEYS = ("study", "defaults", "experiments")
 DEFAULT_TASK = "xor"  # hidden, activation and strengths default to TrainConfig's
@@ -89,6 +94,7 @@ class Condition:
     training: TrainConfig
     census: CensusSettings
     seeds: tuple[int, ...] = ()
+    progress: float | None = None  # a checkpoint's place in training (factor "progress")
 
     @property
     def hidden(self) -> tuple[int, ...]:
@@ -114,6 +120,7 @@ class Experiment:
     factor: str
     description: str
     conditions: tuple[Condition, ...]
+    finding: int | None = None  # the study finding it declares it tests, if any
 
 
 @dataclass(frozen=True)
@@ -190,6 +197,7 @@ def _experiment(name: str, exp: Any, defaults: Mapping[str, Any]) -> Experiment:
             f"{where}.{own}: {factor!r} is the swept factor; give its values in {where}.levels only"
         )
     description = read_string(exp.get("description", ""), f"{where}.description")
+    finding = _finding(exp, where)
 
     # Merge [defaults] under the experiment (sub-tables key by key). The swept factor's
     # default is ignored: levels replace it.
@@ -213,7 +221,20 @@ def _experiment(name: str, exp: Any, defaults: Mapping[str, Any]) -> Experiment:
             raise InputError(f"{lw}: level {cond.factor_label!r} appears twice in {where}.levels")
         seen.add(cond.factor_label)
         conditions.append(cond)
-    return Experiment(name, factor, description, tuple(conditions))
+    return Experiment(name, factor, description, tuple(conditions), finding)
+
+
+def _finding(exp: Mapping[str, Any], where: str) -> int | None:
+    """The finding an experiment declares (``finding = N``), or None."""
+    if "finding" not in exp:
+        return None
+    number = read_integer(exp["finding"], f"{where}.finding")
+    if number not in FINDING_NUMBERS:
+        raise InputError(
+            f"{where}.finding: no finding {number}; the study's findings are numbered "
+            f"{', '.join(map(str, FINDING_NUMBERS))} (docs/definitions.md, Findings)"
+        )
+    return number
 
 
 def _factor_and_levels(exp: Mapping[str, Any], where: str) -> tuple[str, list[Any]]:
@@ -278,6 +299,19 @@ def _condition(
     elif factor == "activation":
         label = read_string(level, where)
         training, value = changed(training, where, activation=label), None
+    elif factor == "progress":
+        value = read_number(level, where)
+        steps = value * PROGRESS_STEPS
+        if not 0.0 <= value <= 1.0 or abs(steps - round(steps)) > 1e-9:
+            raise InputError(
+                f"{where}: training progress is a fraction from 0 to 1 in steps of "
+                f"{1 / PROGRESS_STEPS:g}, got {value:g}"
+            )
+        label = number_label(value)
+        assert task is not None
+        return Condition(
+            experiment, factor, index, value, label, task, training, census, seeds, value
+        )
     else:
         value = read_number(level, where)
         training, label = changed(training, where, **{factor: value}), number_label(value)

@@ -5,9 +5,12 @@ The task functions (:func:`train_task`, :func:`shard_task`, :func:`evaluate_task
 :func:`finish_task`) are top-level so that process pools and Dask can pickle them by
 name; :mod:`circuit_census.experiments.runner` decides what runs where and stores rows.
 
-Rows for a multi-output task (SPEC: the census is taken per output): ``n_candidates``,
-``n_valid`` and ``n_minimal`` are summed over the outputs, ``identifiable`` means every
-output is identifiable, and ``measures`` lists each output's measures under ``outputs``.
+Rows for a multi-output task: the census is taken per output and every measure is
+averaged over the outputs (``identifiable``: the fraction of identifiable outputs), so
+that adding outputs does not raise a count by construction; ``measures`` lists each
+output's measures under ``outputs``. The joint census of all outputs together is kept
+beside them in the ``*_joint`` columns where its space is small enough
+(:data:`JOINT_MAX_CANDIDATES`).
 """
 
 from __future__ import annotations
@@ -23,8 +26,11 @@ from circuit_census import __version__
 from circuit_census.circuits.settings import DEFAULT_MAX_CANDIDATES, CensusSettings, RunOptions
 from circuit_census.experiments.rows import CircuitSet, Row
 from circuit_census.experiments.store import run_key
-from circuit_census.experiments.sweeps import Condition
+from circuit_census.experiments.sweeps import PROGRESS_STEPS, Condition
 from circuit_census.network import Network
+
+# Largest joint census (all outputs of a multi-output model together) a study takes.
+JOINT_MAX_CANDIDATES = 20_000_000
 
 
 @dataclass
@@ -74,6 +80,7 @@ def run_description(cond: Condition, seed: int) -> dict[str, Any]:
         "training": config,
         "census": cond.census.to_dict(),
         "seed": int(seed),
+        **({} if cond.progress is None else {"progress": cond.progress}),
     }
 
 
@@ -111,22 +118,30 @@ def train_task(cond: Condition, seeds: list[int]) -> list[TrainedRun]:
     from circuit_census.training.loop import train_models
 
     start = time.perf_counter()
-    models = train_models(make_task(cond.task), seeds, cond.training)
+    steps = 0 if cond.progress is None else min(PROGRESS_STEPS, cond.training.epochs)
+    models = train_models(make_task(cond.task), seeds, cond.training, checkpoints=steps)
     each = (time.perf_counter() - start) / max(1, len(models))
-    return [
-        TrainedRun(
-            seed=int(m.seed),
-            network=m.network,
-            x=m.val.x,
-            y=m.val.y,
-            converged=bool(m.converged),
-            final_loss=float(m.final_loss),
-            val_accuracy=float(m.val_accuracy),
-            epochs=int(m.epochs),
-            train_seconds=each,
+    out = []
+    for m in models:
+        # A progress level is the model's checkpoint at that fraction of its own run; its
+        # convergence is the whole run's (did the model it becomes converge?).
+        at = m.final_checkpoint
+        if cond.progress is not None and cond.progress < 1.0:
+            at = m.checkpoints[min(steps - 1, round(cond.progress * steps))]
+        out.append(
+            TrainedRun(
+                seed=int(m.seed),
+                network=at.network,
+                x=m.val.x,
+                y=m.val.y,
+                converged=bool(m.converged),
+                final_loss=float(at.train_loss),
+                val_accuracy=float(at.val_accuracy),
+                epochs=int(at.epoch),
+                train_seconds=each,
+            )
         )
-        for m in models
-    ]
+    return out
 
 
 def _census(run: TrainedRun, settings: CensusSettings, output: int | None, shard=None):
@@ -163,11 +178,17 @@ def finish_task(
         measures, minimal = census_measures(result)
         d = measures.to_dict()
         d["n_candidates"] = int(result.n_candidates)
+        d["valid_fraction"] = int(result.n_valid) / max(1, int(result.n_candidates))
         per_output.append(d)
         circuits.append(CircuitSet(o, "minimal", int(minimal.shape[0]), minimal))
         circuits.append(CircuitSet(o, "valid", int(result.n_valid), result.valid[:valid_cap]))
+    joint = per_output[0] if len(per_output) == 1 else _joint_measures(cond, run)
     task = make_task(cond.task)
     reg = cond.regularizers
+
+    def mean(name: str) -> float:
+        return float(np.mean([float(d[name]) for d in per_output]))
+
     row = Row(
         key=key,
         experiment=cond.experiment,
@@ -192,10 +213,15 @@ def finish_task(
         final_loss=_finite_or_none(run.final_loss),
         val_accuracy=run.val_accuracy,
         epochs=run.epochs,
-        n_candidates=sum(int(r.n_candidates) for r in results),
-        n_valid=sum(int(r.n_valid) for r in results),
-        n_minimal=sum(d["n_minimal"] for d in per_output),
-        identifiable=all(d["identifiable"] for d in per_output),
+        n_candidates=int(results[0].n_candidates),
+        n_valid=mean("n_valid"),
+        n_minimal=mean("n_minimal"),
+        valid_fraction=mean("valid_fraction"),
+        identifiable=mean("identifiable"),
+        n_candidates_joint=None if joint is None else int(joint["n_candidates"]),
+        n_valid_joint=None if joint is None else int(joint["n_valid"]),
+        n_minimal_joint=None if joint is None else int(joint["n_minimal"]),
+        identifiable_joint=None if joint is None else bool(joint["identifiable"]),
         measures=_measures_json(per_output),
         settings=run_description(cond, run.seed),
         valid_stored=sum(min(int(r.n_valid), valid_cap) for r in results),
@@ -205,17 +231,36 @@ def finish_task(
     return FinishedRow(row, circuits)
 
 
+def _joint_measures(cond: Condition, run: TrainedRun) -> dict[str, Any] | None:
+    """The joint census's counts of a multi-output model (None: its space is too large)."""
+    from circuit_census.circuits.census import census
+    from circuit_census.circuits.space import CircuitSpace
+    from circuit_census.measures.uniqueness import minimal_circuits
+
+    if CircuitSpace(run.network.sizes, cond.census.compat).count() > JOINT_MAX_CANDIDATES:
+        return None
+    options = RunOptions(max_candidates=JOINT_MAX_CANDIDATES)
+    result = census(run.network, run.x, run.y, cond.census, options, output="joint")
+    n_minimal = int(minimal_circuits(result.valid).shape[0])
+    return {
+        "n_candidates": int(result.n_candidates),
+        "n_valid": int(result.n_valid),
+        "n_minimal": n_minimal,
+        "identifiable": n_minimal == 1,
+    }
+
+
 def _measures_json(per_output: list[dict[str, Any]]) -> dict[str, Any]:
-    """The ``measures`` column: one output's measures, or the sums and each output's."""
+    """The ``measures`` column: one output's measures, or the averages and each output's."""
     if len(per_output) == 1:
         return {**per_output[0], "n_outputs": 1}
     return {
         "n_outputs": len(per_output),
-        "aggregation": "per-output censuses; counts summed, identifiable = every output",
-        "n_candidates": sum(d["n_candidates"] for d in per_output),
-        "n_valid": sum(d["n_valid"] for d in per_output),
-        "n_minimal": sum(d["n_minimal"] for d in per_output),
-        "identifiable": all(d["identifiable"] for d in per_output),
+        "aggregation": "per-output censuses; every measure averaged over the outputs",
+        **{
+            name: float(np.mean([float(d[name]) for d in per_output]))
+            for name in ("n_valid", "n_minimal", "valid_fraction", "identifiable")
+        },
         "outputs": per_output,
     }
 

@@ -1,4 +1,4 @@
-"""Uniqueness measures of a census (SPEC, "Uniqueness measures" and "Effective rank").
+"""Uniqueness measures of a census (docs/definitions.md: uniqueness measures, effective rank).
 
 Everything here works on the valid circuits of a census as ``(n, n_words)`` uint64 bitsets
 (:mod:`circuit_census.circuits.space` conventions) and is exact, except the pairwise overlap
@@ -157,7 +157,7 @@ def _check_bits(valid: np.ndarray, space: CircuitSpace | None = None) -> np.ndar
 
 
 def minimal_circuits(valid: np.ndarray) -> np.ndarray:
-    """The valid circuits with no valid proper subset among ``valid`` (SPEC: minimal).
+    """The valid circuits with no valid proper subset among ``valid``: the minimal ones.
 
     Exact: the circuits are visited by increasing number of edges; a circuit is not minimal
     exactly when it contains a minimal circuit found before it (any valid proper subset
@@ -268,7 +268,7 @@ def _matrix_to_list(a: np.ndarray) -> list:
 
 @dataclass(frozen=True)
 class Measures:
-    """SPEC's uniqueness measures of one census (see ``docs/measures.md``)."""
+    """The uniqueness measures of one census (see ``docs/measures.md``)."""
 
     n_valid: int
     n_minimal: int

@@ -71,13 +71,13 @@ class Task:
 
     @property
     def complexity(self) -> float:
-        """Effective rank of the truth table (SPEC, "Task complexity")."""
+        """Effective rank of the truth table (docs/definitions.md, "Task complexity")."""
         return task_complexity(self.table)
 
 
 def task_complexity(table: np.ndarray) -> float:
-    """SPEC's task complexity: erank of the ``2^n x m`` target matrix for m > 1, else of
-    the single truth table laid out as ``2^floor(n/2) x 2^ceil(n/2)``."""
+    """Task complexity: erank of the ``2^n x m`` target matrix for m > 1, else of the single
+    truth table laid out as ``2^floor(n/2) x 2^ceil(n/2)``."""
     table = np.asarray(table, dtype=np.float64)
     if table.ndim == 1:
         table = table[:, None]

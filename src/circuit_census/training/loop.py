@@ -12,6 +12,10 @@
 - early stopping is per model: a stopped model is frozen (no further updates) and keeps
   its epoch count.
 
+With ``checkpoints=K``, each model also carries its weights at ``K`` evenly spaced epochs of
+its own run (:class:`Checkpoint`, :func:`checkpoint_epochs`). The run keeps every epoch's
+parameters (CPU float32) until each model's own number of epochs is known, then picks them.
+
 Per model, the objective minimised is (``W_l`` weights only, biases are not penalised)::
 
     mse + l1 * sum_l sum |W_l| + l2 * sum_l sum W_l^2 + orthogonality * sum_hidden offdiag
@@ -41,7 +45,7 @@ from circuit_census.training.config import (  # noqa: F401  (re-exported)
     parse_hidden,
     parse_seeds,
 )
-from circuit_census.training.models import BatchedMLP, orthogonality_penalty
+from circuit_census.training.models import BatchedMLP, n_params, orthogonality_penalty
 
 # Patience: an epoch "improves" when the objective falls below best * (1 - PATIENCE_REL_TOL).
 PATIENCE_REL_TOL = 1e-4
@@ -55,6 +59,19 @@ SINGLE_THREAD_MAX_ELEMENTS = 4_000_000
 _CUDA_CHECK_EVERY = 25
 # Most progress reports per run (each counts the models still training: a device sync).
 _PROGRESS_REPORTS = 200
+# Most memory the per-epoch parameter snapshots of a run with checkpoints may take.
+MAX_SNAPSHOT_BYTES = 2**30
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A model's weights part-way through its own run, and how well they did then."""
+
+    epoch: int  # epochs of updates done before these weights (0: the initial weights)
+    progress: float  # epoch / the model's own epochs (0.0 also when it trained none)
+    network: Network  # float64 copy of the float32 weights at that epoch
+    train_loss: float  # training MSE (data term only, no dropout) of these weights
+    val_accuracy: float  # accuracy (docs/definitions.md) on the model's validation set
 
 
 @dataclass
@@ -67,8 +84,55 @@ class TrainedModel:
     val: Dataset
     converged: bool
     final_loss: float  # training MSE (data term only, no dropout) of the final weights
-    val_accuracy: float  # SPEC accuracy on the validation set
+    val_accuracy: float  # accuracy (docs/definitions.md) on the validation set
     epochs: int  # epochs of updates performed before the model stopped
+    # with train_models(checkpoints=K): K checkpoints, at epochs checkpoint_epochs(epochs, K);
+    # the final weights are not among them (see final_checkpoint)
+    checkpoints: tuple[Checkpoint, ...] = ()
+
+    @property
+    def final_checkpoint(self) -> Checkpoint:
+        """The final model as a checkpoint at progress 1.0 (to follow ``checkpoints``)."""
+        return Checkpoint(
+            epoch=self.epochs,
+            progress=1.0,
+            network=self.network,
+            train_loss=self.final_loss,
+            val_accuracy=self.val_accuracy,
+        )
+
+
+def checkpoint_epochs(epochs: int, count: int) -> tuple[int, ...]:
+    """The epochs of ``count`` checkpoints evenly spaced over a run of ``epochs`` epochs:
+    ``round(k * epochs / count)`` for ``k = 0 .. count - 1`` (0 is the initial weights).
+
+    The end of the run (the final model) is not among them; a run shorter than ``count``
+    epochs repeats epochs."""
+    return tuple(round(k * epochs / count) for k in range(count))
+
+
+def check_checkpoints(checkpoints: int, config: TrainConfig, n_models: int, n_params: int) -> int:
+    """``checkpoints`` as an int, if it is a whole number from 0 to ``config.epochs`` and
+    the snapshots it needs (every model's parameters at every epoch, float32) fit in
+    :data:`MAX_SNAPSHOT_BYTES`; else :class:`InputError`."""
+    if (
+        isinstance(checkpoints, bool)
+        or not isinstance(checkpoints, (int, np.integer))
+        or not 0 <= checkpoints <= config.epochs
+    ):
+        raise InputError(
+            f"checkpoints must be a whole number from 0 to the epochs ({config.epochs}), "
+            f"got {checkpoints!r}"
+        )
+    need = (config.epochs + 1) * n_models * n_params * 4
+    if checkpoints and need > MAX_SNAPSHOT_BYTES:
+        raise InputError(
+            f"checkpoints need every model's parameters at every epoch: {n_models} models x "
+            f"{n_params} parameters x {config.epochs + 1} epochs x 4 bytes = "
+            f"{need / 2**30:.2f} GiB, above the limit of {MAX_SNAPSHOT_BYTES / 2**30:g} GiB; "
+            "train fewer seeds at once or fewer epochs"
+        )
+    return int(checkpoints)
 
 
 def _resolve_device(name: str) -> torch.device:
@@ -136,7 +200,7 @@ class BatchedOptimizer:
 
 
 def accuracy(outputs: np.ndarray, targets: np.ndarray) -> float:
-    """SPEC accuracy: fraction of samples whose every output, read as ``>= 0.5``, is right."""
+    """Accuracy: the fraction of samples whose every output, read as ``>= 0.5``, is right."""
     right = np.all((outputs >= 0.5) == (targets >= 0.5), axis=1)
     return float(np.mean(right))
 
@@ -168,6 +232,7 @@ def train_models(
     seeds: Sequence[int],
     config: TrainConfig | None = None,
     progress: Callable[[int, int, int], None] | None = None,
+    checkpoints: int = 0,
 ) -> list[TrainedModel]:
     """Train one model per seed, all at once; returns them in the order of ``seeds``.
 
@@ -180,11 +245,17 @@ def train_models(
     ``progress(epoch, epochs, n_still_training)``, if given, is called on epochs 1, 1 + k,
     1 + 2k, ... (``k = max(1, epochs // 200)``) once the stopping rules have been applied:
     the epoch's number (from 1), the maximum epochs and how many models still train.
+
+    ``checkpoints=K`` (0 to ``config.epochs``) gives each model ``K`` :class:`Checkpoint`s
+    at the epochs :func:`checkpoint_epochs` of its own run; it keeps every epoch's
+    parameters until the end, so it is refused (:class:`InputError`) above
+    :data:`MAX_SNAPSHOT_BYTES`. With ``K = 0`` nothing is kept.
     """
     config = config or TrainConfig()
     seeds = _check_seeds(seeds)
-    device = _resolve_device(config.device)
     sizes = (task.n_inputs, *config.hidden, task.n_outputs)
+    checkpoints = check_checkpoints(checkpoints, config, len(seeds), n_params(sizes))
+    device = _resolve_device(config.device)
     data = [
         train_validation(task, s, config.repeats, config.val_repeats, config.noise) for s in seeds
     ]
@@ -208,6 +279,7 @@ def train_models(
     since = torch.zeros(n_models, dtype=torch.long, device=device)
     epochs_done = torch.zeros(n_models, dtype=torch.long, device=device)
     check_every = _CUDA_CHECK_EVERY if device.type == "cuda" else 1
+    snapshots = _Snapshots(config.epochs, theta) if checkpoints else None
 
     report_every = max(1, config.epochs // _PROGRESS_REPORTS)
     threads = torch.get_num_threads()
@@ -215,6 +287,8 @@ def train_models(
         torch.set_num_threads(1)
     try:
         for epoch in range(config.epochs):
+            if snapshots is not None:
+                snapshots.add(theta, flush=epoch % check_every == 0)
             if fast:
                 mse, obj = objective(theta, x, y)
             else:
@@ -241,6 +315,8 @@ def train_models(
                 _minibatch_epoch(
                     objective, opt, theta, x, y, active, gens, config, model, full_batch
                 )
+        if snapshots is not None:
+            snapshots.add(theta, flush=True)
     finally:
         torch.set_num_threads(threads)
 
@@ -249,6 +325,9 @@ def train_models(
     final_mse = final_mse.cpu().numpy().astype(np.float64)
     epochs_done = epochs_done.cpu().numpy()
     networks = model.to_networks()
+    picked = [()] * n_models
+    if snapshots is not None:
+        picked = _pick_checkpoints(snapshots, objective, x, y, data, epochs_done, checkpoints)
     results = []
     for i, seed in enumerate(seeds):
         train_set, val_set = data[i]
@@ -264,9 +343,79 @@ def train_models(
                 final_loss=loss,
                 val_accuracy=acc,
                 epochs=int(epochs_done[i]),
+                checkpoints=picked[i],
             )
         )
     return results
+
+
+class _Snapshots:
+    """Every model's parameters at the start of every epoch (CPU float32), kept until each
+    model's own number of epochs is known. On a GPU they wait on the device and move to
+    the CPU together at the run's existing sync points (``flush``)."""
+
+    def __init__(self, epochs: int, theta: torch.Tensor) -> None:
+        self.store = torch.empty((epochs + 1, *theta.shape), dtype=torch.float32)
+        self.count = 0
+        self.pending: list[torch.Tensor] = []
+
+    @torch.no_grad()
+    def add(self, theta: torch.Tensor, flush: bool) -> None:
+        """Keep ``theta`` as the next epoch's snapshot; ``flush`` also moves every snapshot
+        still waiting on the device into the store (a device sync)."""
+        if flush and not self.pending:  # straight into the store (always so on a CPU)
+            self.store[self.count].copy_(theta)
+            self.count += 1
+            return
+        self.pending.append(theta.detach().clone())
+        if flush:
+            block = torch.stack(self.pending)
+            self.store[self.count : self.count + len(block)].copy_(block)
+            self.count += len(block)
+            self.pending = []
+
+    def at(self, epochs: Sequence[int]) -> torch.Tensor:
+        """``(n_models, n_params)``: model ``i``'s parameters after ``epochs[i]`` epochs."""
+        if self.pending or max(epochs) >= self.count:
+            raise AssertionError("a checkpoint epoch the run did not snapshot")
+        return self.store[torch.as_tensor(epochs), torch.arange(len(epochs))]
+
+
+def _pick_checkpoints(
+    snapshots: _Snapshots,
+    objective: _Objective,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    data: list[tuple[Dataset, Dataset]],
+    epochs_done: np.ndarray,
+    count: int,
+) -> list[tuple[Checkpoint, ...]]:
+    """Each model's ``count`` checkpoints over its own ``epochs_done[i]`` epochs, measured
+    as the final model is (training MSE in PyTorch, accuracy on the float64 network)."""
+    model = objective.model
+    per_model = [checkpoint_epochs(int(e), count) for e in epochs_done]
+    out: list[list[Checkpoint]] = [[] for _ in per_model]
+    for k in range(count):
+        epochs = [e[k] for e in per_model]
+        theta = snapshots.at(epochs).to(x.device)
+        with torch.no_grad():
+            mse, _ = objective(theta, x, y)
+        mse = mse.cpu().numpy().astype(np.float64)
+        networks = BatchedMLP(
+            model.sizes, theta, model.activation, model.output_activation
+        ).to_networks()
+        for i, (net, (_, val_set)) in enumerate(zip(networks, data, strict=True)):
+            total = int(epochs_done[i])
+            out[i].append(
+                Checkpoint(
+                    epoch=epochs[i],
+                    progress=epochs[i] / total if total else 0.0,
+                    network=net,
+                    train_loss=float(mse[i]),
+                    val_accuracy=accuracy(net.forward(val_set.x), val_set.y),
+                )
+            )
+    return [tuple(c) for c in out]
 
 
 def _minibatch_epoch(objective, opt, theta, x, y, active, gens, config, model, full_batch):

@@ -2,7 +2,7 @@
 
 A :class:`BatchedMLP` holds ``n_models`` independent MLPs of the same architecture. All
 their parameters live in one leaf tensor ``theta`` of shape ``(n_models, n_params)``;
-layer ``l``'s weight is the view ``(n_models, n_l, n_{l-1})`` (SPEC orientation, out x in)
+layer ``l``'s weight is the view ``(n_models, n_l, n_{l-1})`` (out x in)
 and its bias ``(n_models, n_l)``. Every operation acts on each model separately (batched
 matrix products, per-model reductions), so a model's outputs and gradients never depend
 on which other models share the batch.
