@@ -16,6 +16,7 @@ times vary with load.
     python benchmarks/census.py --large         # adds 2-16-1 and 2-5-4-1 (minutes)
     python benchmarks/census.py --output-activation all --only 2-16-1    # every activation
     python benchmarks/census.py --untrained --output-activation sigmoid  # random weights
+    python benchmarks/census.py --ablation zero resample --only 2-12-1   # ablations side by side
 """
 
 from __future__ import annotations
@@ -87,15 +88,17 @@ def plain_loop_rate(network: Network, x: np.ndarray, seconds: float = 3.0) -> fl
         return done / (time.perf_counter() - started)
 
 
-def run_command(model: Path, data: Path) -> tuple[float, int, int, str, float]:
+def run_command(
+    model: Path, data: Path, ablation: str = "zero"
+) -> tuple[float, int, int, str, float]:
     """Seconds, candidates, valid, share decided by bounds and peak memory (MiB) of the
-    census command."""
+    census command under ``ablation``."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     started = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-m", "circuit_census", "census", "--model", str(model),
          "--data", str(data), "--quiet", "--max-measured", "0",
-         "--max-candidates", str(10**11)],
+         "--max-candidates", str(10**11), "--ablation", ablation],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     seconds = time.perf_counter() - started
@@ -126,15 +129,18 @@ def main() -> None:
         help=f"one or more of {', '.join(ACTIVATIONS)}, or all",
     )  # fmt: skip
     parser.add_argument("--untrained", action="store_true", help="random weights, not trained")
+    parser.add_argument(
+        "--ablation", nargs="+", default=["zero"], help="one or more of zero, mean, resample"
+    )
     args = parser.parse_args()
     archs = args.only or DEFAULT + (LARGE if args.large else [])
     outs = list(ACTIVATIONS) if args.output_activation == ["all"] else args.output_activation
     print(f"census benchmark: {'untrained' if args.untrained else 'trained XOR'} models, "
-          "relu hidden, 200 noisy XOR validation points, mse < 0.05, zero ablation; "
+          "relu hidden, 200 noisy XOR validation points, mse < 0.05; "
           f"torch threads {torch.get_num_threads()}")  # fmt: skip
-    columns = [("arch", 8), ("output", 10), ("candidates", 14), ("valid", 14), ("bounds", 7),
-               ("seconds", 8), ("cand/s", 10), ("plain cand/s", 12), ("ratio", 9),
-               ("peak MiB", 8)]  # fmt: skip
+    columns = [("arch", 8), ("output", 10), ("ablation", 9), ("candidates", 14),
+               ("valid", 14), ("bounds", 7), ("seconds", 8), ("cand/s", 10),
+               ("plain cand/s", 12), ("ratio", 9), ("peak MiB", 8)]  # fmt: skip
     print(" ".join(f"{name:>{width}}" for name, width in columns))
     with tempfile.TemporaryDirectory() as tmp:
         for out in outs:
@@ -147,14 +153,17 @@ def main() -> None:
                 save_model(model, network)
                 save_data(data, x, np.zeros((len(x), 1)))
                 plain = plain_loop_rate(network, x)
-                seconds, n_cand, n_valid, bounded, peak = run_command(model, data)
-                rate = n_cand / seconds
-                print(f"{arch:>8} {out:>10} {n_cand:>14,} {n_valid:>14,} {bounded:>7} "
-                      f"{seconds:>8.2f} {rate:>10.3g} {plain:>12.3g} {rate / plain:>8.0f}x "
-                      f"{peak:>8.0f}", flush=True)  # fmt: skip
+                for ablation in args.ablation:
+                    seconds, n_cand, n_valid, bounded, peak = run_command(model, data, ablation)
+                    rate = n_cand / seconds
+                    print(f"{arch:>8} {out:>10} {ablation:>9} {n_cand:>14,} {n_valid:>14,} "
+                          f"{bounded:>7} {seconds:>8.2f} {rate:>10.3g} {plain:>12.3g} "
+                          f"{rate / plain:>8.0f}x {peak:>8.0f}", flush=True)  # fmt: skip
     print("bounds = share of candidates decided by bounds on whole families; ratio = the "
           "command's candidates/s (start-up included) over the plain loop's, both measured "
-          "above; peak MiB is the largest census process so far")  # fmt: skip
+          "above (the plain loop is a zero-ablation forward pass per circuit; a mean or "
+          "resample one costs about the same); peak MiB is the largest census process "
+          "so far")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -21,3 +21,21 @@ def admissible_edge_flags(space: CircuitSpace) -> Iterator[tuple[np.ndarray, lis
         ]
         if space.is_admissible(masks):
             yield flags, masks
+
+
+def valid_and_minimal(network, x, y, settings) -> tuple[set, set]:
+    """Every valid circuit (as tuples of flat edge flags) by judging each admissible
+    circuit with ``evaluate_circuit``, and the minimal ones by SPEC's definition read
+    literally: valid, and no valid circuit is a proper subset."""
+    from circuit_census.circuits.ablation import evaluate_circuit
+
+    space = CircuitSpace(network.sizes)
+    valid = {
+        tuple(flags.tolist())
+        for flags, masks in admissible_edge_flags(space)
+        if evaluate_circuit(network, masks, x, y, settings).valid
+    }
+    minimal = {
+        c for c in valid if not any(o != c and all(a <= b for a, b in zip(o, c)) for o in valid)
+    }
+    return valid, minimal

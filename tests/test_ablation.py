@@ -34,7 +34,7 @@ def _admissible_masks(space) -> list[list[np.ndarray]]:
 
 
 @pytest.mark.parametrize("criterion", ["mse", "accuracy"])
-@pytest.mark.parametrize("ablation", ["zero", "mean"])
+@pytest.mark.parametrize("ablation", ["zero", "mean", "resample"])
 @pytest.mark.parametrize("out_act", ["identity", "sigmoid", "tanh"])
 def test_evaluate_circuit_agrees_with_the_census_on_every_circuit(criterion, ablation, out_act):
     rng = np.random.default_rng(sum(map(ord, criterion + ablation + out_act)))
@@ -44,7 +44,8 @@ def test_evaluate_circuit_agrees_with_the_census_on_every_circuit(criterion, abl
     y = (net.forward(x) >= 0.5).astype(float)
     y[::4] = 1 - y[::4]  # some samples wrong, so that accuracy can fail
     threshold = 0.5 * float(np.var(net.forward(x))) if criterion == "mse" else 0.7
-    settings = CensusSettings(criterion, threshold, ablation)
+    pairs = "all" if out_act == "tanh" else "seeded"
+    settings = CensusSettings(criterion, threshold, ablation, resample_pairs=pairs)
     result = census(net, x, y, settings, RunOptions(prune=False))
     valid = {tuple(b) for b in result.valid}
     verdicts = {True: 0, False: 0}
@@ -60,3 +61,23 @@ def test_evaluate_circuit_refuses_masks_that_are_not_a_circuit():
     dangling = [np.array([[1, 0], [0, 0]]), np.array([[0, 1]])]  # node 0 fed, node 1 read
     with pytest.raises(InputError, match="admissible"):
         evaluate_circuit(net, dangling, np.zeros((3, 2)))
+
+
+def test_resample_ablation_carries_the_corrupted_input_s_activations():
+    """A circuit with one input edge ablated: that edge carries W * x'_i, x' the partner of
+    x in the seeded permutation (identity network, so the output is a sum of edges)."""
+    net = Network((np.array([[2.0, 3.0]]),), (np.array([0.5]),), "relu", "identity")
+    x = np.arange(10.0).reshape(5, 2)
+    settings = CensusSettings(ablation="resample", resample_seed=3)
+    clean, corrupted = settings.resample_indices(len(x))
+    assert sorted(corrupted.tolist()) == list(range(5))  # a permutation of X
+    keep_first = [np.array([[1, 0]])]
+    expected = 2.0 * x[:, 0] + 3.0 * x[corrupted, 1] + 0.5
+    judged = evaluate_circuit(net, keep_first, x, settings=settings)
+    full = 2.0 * x[:, 0] + 3.0 * x[:, 1] + 0.5
+    assert judged.mse == pytest.approx(np.mean((expected - full) ** 2)) and judged.mse > 0
+    every = CensusSettings(ablation="resample", resample_pairs="all")
+    clean, corrupted = every.resample_indices(3)
+    assert list(zip(clean.tolist(), corrupted.tolist())) == [
+        (i, j) for i in range(3) for j in range(3)
+    ]

@@ -49,7 +49,9 @@ def act(name, z):
     }[name](z)
 
 
-def forward(ws, bs, hidden, out_act, x, masks=None, means=None):
+def forward(ws, bs, hidden, out_act, x, masks=None, means=None, replaced=None):
+    """``means``: per-layer node means (mean ablation); ``replaced``: per-layer values of
+    every sample's corrupted partner (resample ablation)."""
     h = x
     for layer, (w, b) in enumerate(zip(ws, bs)):
         if masks is None:
@@ -59,6 +61,8 @@ def forward(ws, bs, hidden, out_act, x, masks=None, means=None):
             z = h @ (w * m).T + b
             if means is not None:
                 z = z + (w * (1 - m)) @ means[layer]
+            if replaced is not None:
+                z = z + replaced[layer] @ (w * (1 - m)).T
         h = act(out_act if layer == len(ws) - 1 else hidden, z)
     return h
 
@@ -71,16 +75,29 @@ def layer_values(ws, bs, hidden, out_act, x):
     return values
 
 
-def reference_census(net, x, y, ablation, criterion, threshold, compat=False):
+def resample_pairs(n, pairs, seed):
+    """SPEC's pairs (x, x') as indices: x' = X permuted by the seed, or every ordered pair."""
+    if pairs == "all":
+        return [i for i in range(n) for _ in range(n)], [j for _ in range(n) for j in range(n)]
+    return list(range(n)), list(np.random.default_rng(seed).permutation(n))
+
+
+def reference_census(
+    net, x, y, ablation, criterion, threshold, compat=False, pairs="seeded", seed=0
+):
     """Every edge subset; admissible ones evaluated one forward pass each."""
     ws, bs = net.weights, net.biases
     shapes = [w.shape for w in ws]
-    full = forward(ws, bs, net.activation, net.output_activation, x)
-    means = None
+    means = replaced = None
     if ablation == "mean":
         means = [
             v.mean(axis=0) for v in layer_values(ws, bs, net.activation, net.output_activation, x)
         ]
+    if ablation == "resample":
+        clean, corrupted = resample_pairs(len(x), pairs, seed)
+        replaced = layer_values(ws, bs, net.activation, net.output_activation, x[corrupted])
+        x, y = x[clean], y[clean]
+    full = forward(ws, bs, net.activation, net.output_activation, x)
     n_edges = sum(a * b for a, b in shapes)
     candidates, valid = 0, set()
     for flags in itertools.product((0, 1), repeat=n_edges):
@@ -91,7 +108,7 @@ def reference_census(net, x, y, ablation, criterion, threshold, compat=False):
         if not admissible(masks, compat):
             continue
         candidates += 1
-        out = forward(ws, bs, net.activation, net.output_activation, x, masks, means)
+        out = forward(ws, bs, net.activation, net.output_activation, x, masks, means, replaced)
         if criterion == "mse":
             ok = np.mean((out - full) ** 2) < threshold
         else:
@@ -132,14 +149,16 @@ ARCHITECTURES = [(2, 2, 1), (2, 3, 1), (3, 2, 1), (2, 2, 2, 1), (2, 1, 2, 1)]
 
 
 @pytest.mark.parametrize("hidden", ACTIVATIONS)
-@pytest.mark.parametrize("ablation", ["zero", "mean"])
+@pytest.mark.parametrize("ablation", ["zero", "mean", "resample"])
 @pytest.mark.parametrize("criterion", ["mse", "accuracy"])
 def test_census_equals_reference_for_every_activation_ablation_and_criterion(
     hidden, ablation, criterion
 ):
     rng = np.random.default_rng(sum(map(ord, hidden + ablation + criterion)))
     seen_valid = seen_invalid = 0
-    for sizes in ARCHITECTURES:
+    for number, sizes in enumerate(ARCHITECTURES):
+        # resample: a seeded permutation (a new seed each time) or every ordered pair
+        pairs, seed = ("all", 0) if number % 2 else ("seeded", number)
         for out_act in ("identity", "sigmoid", hidden):
             net = random_network(rng, sizes, hidden, out_act)
             x, y = xor_like_data(rng, sizes[0], sizes[-1])
@@ -148,8 +167,12 @@ def test_census_equals_reference_for_every_activation_ablation_and_criterion(
             if criterion == "mse":
                 full = net.forward(x)
                 threshold = float(max(0.02, 0.5 * np.var(full)))
-            n_ref, valid_ref = reference_census(net, x, y, ablation, criterion, threshold)
-            settings = CensusSettings(criterion, threshold, ablation)
+            n_ref, valid_ref = reference_census(
+                net, x, y, ablation, criterion, threshold, pairs=pairs, seed=seed
+            )
+            settings = CensusSettings(
+                criterion, threshold, ablation, resample_pairs=pairs, resample_seed=seed
+            )
             for prune in (True, False):  # with bounds deciding families first, and without
                 result = census(net, x, y, settings, RunOptions(prune=prune))
                 assert result.n_candidates == n_ref
@@ -261,7 +284,7 @@ def test_depth_three_network_equals_reference():
     rng = np.random.default_rng(11)
     net = random_network(rng, (2, 2, 1, 2, 1), "tanh", "identity")
     x, y = xor_like_data(rng, 2, 1)
-    for ablation in ("zero", "mean"):
+    for ablation in ("zero", "mean", "resample"):
         n_ref, valid_ref = reference_census(net, x, y, ablation, "mse", 0.05)
         result = census(net, x, y, CensusSettings(ablation=ablation, threshold=0.05))
         assert (result.n_candidates, as_flags(result)) == (n_ref, valid_ref)
@@ -286,16 +309,16 @@ def test_joint_census_of_multi_output_network_equals_reference():
     rng = np.random.default_rng(6)
     net = random_network(rng, (2, 2, 2), "relu", "identity")
     x, y = xor_like_data(rng, 2, 2)
-    for criterion, threshold in (("mse", 0.3), ("accuracy", 0.5)):
-        n_ref, valid_ref = reference_census(net, x, y, "mean", criterion, threshold)
-        result = census(
-            net,
-            x,
-            y,
-            CensusSettings(ablation="mean", criterion=criterion, threshold=threshold),
-            output="joint",
-        )
-        assert (result.n_candidates, as_flags(result)) == (n_ref, valid_ref)
+    for ablation, pairs in (("mean", "seeded"), ("resample", "seeded"), ("resample", "all")):
+        for criterion, threshold in (("mse", 0.3), ("accuracy", 0.5)):
+            n_ref, valid_ref = reference_census(
+                net, x, y, ablation, criterion, threshold, pairs=pairs, seed=4
+            )
+            settings = CensusSettings(
+                criterion, threshold, ablation, resample_pairs=pairs, resample_seed=4
+            )
+            result = census(net, x, y, settings, output="joint")
+            assert (result.n_candidates, as_flags(result)) == (n_ref, valid_ref)
 
 
 def test_valid_circuits_are_listed_by_size_then_edge_list():
@@ -407,7 +430,7 @@ def test_bounds_change_no_verdict_of_scoring_every_pair(out_act, criterion, leaf
     rng = np.random.default_rng(sum(map(ord, out_act + criterion)) + leaf)
     bounded = by_pairs = 0
     for sizes, output in [((2, 7, 1), None), ((2, 3, 3, 1), None), ((2, 4, 2), "joint")]:
-        for ablation in ("zero", "mean"):
+        for ablation in ("zero", "mean", "resample"):
             net = random_network(rng, sizes, "relu", out_act)
             x, _ = xor_like_data(rng, 2, sizes[-1], repeats=6)
             y = (net.forward(x) >= 0.5).astype(float)  # the full model is right
@@ -556,7 +579,10 @@ def test_refuses_more_candidates_than_the_limit():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"ablation": "resample"}, "unknown ablation"),
+        ({"ablation": "patch"}, "unknown ablation"),
+        ({"ablation": "resample", "resample_pairs": "some"}, "unknown resample pairs"),
+        ({"ablation": "resample", "resample_seed": -1}, "non-negative integer"),
+        ({"ablation": "resample", "resample_seed": 1.5}, "non-negative integer"),
         ({"criterion": "kl"}, "unknown criterion"),
         ({"threshold": -0.1}, "non-negative"),
         ({"threshold": float("nan")}, "non-negative"),
@@ -584,6 +610,18 @@ def test_bad_run_options_are_refused_when_made(kwargs, message):
         RunOptions(**kwargs)
 
 
+def test_settings_record_resample_pairs_only_under_resample_ablation():
+    # other ablations keep the record (and so the keys of stored study runs) they had
+    assert set(CensusSettings(ablation="mean").to_dict()) == {
+        "criterion",
+        "threshold",
+        "ablation",
+        "compat",
+    }
+    record = CensusSettings(ablation="resample", resample_pairs="all", resample_seed=3).to_dict()
+    assert record["resample_pairs"] == "all" and record["resample_seed"] == 3
+
+
 def test_settings_fill_in_the_criterion_default_threshold():
     assert CensusSettings().threshold == 0.05
     assert CensusSettings("accuracy").threshold == 0.99
@@ -609,7 +647,8 @@ def test_data_that_does_not_fit_is_refused():
 
 @pytest.mark.parametrize("criterion", ["mse", "accuracy"])
 @pytest.mark.parametrize("out_act", ["identity", "sigmoid", "relu"])
-def test_pytorch_scorer_used_for_gpus_equals_the_compiled_kernels(criterion, out_act):
+@pytest.mark.parametrize("ablation", ["zero", "resample"])
+def test_pytorch_scorer_used_for_gpus_equals_the_compiled_kernels(criterion, out_act, ablation):
     rng = np.random.default_rng(12)
     seen_valid = seen_invalid = 0
     for sizes in [(2, 5, 1), (2, 3, 2, 1), (2, 2, 2)]:
@@ -618,7 +657,7 @@ def test_pytorch_scorer_used_for_gpus_equals_the_compiled_kernels(criterion, out
         threshold = (
             0.5 if criterion == "accuracy" else float(max(0.01, 0.5 * np.var(net.forward(x))))
         )
-        settings = CensusSettings(criterion, threshold)
+        settings = CensusSettings(criterion, threshold, ablation)
         output = "joint" if sizes[-1] > 1 else None
         cpu = census(net, x, y, settings, output=output)
         torch_cpu = census(net, x, y, settings, RunOptions(backend="torch"), output=output)

@@ -87,6 +87,28 @@ def test_census_accuracy_mean_ablation_and_compat(files):
     assert doc["n_candidates"] == 2  # one hidden node kept, fed by both inputs
 
 
+def test_census_resample_ablation_over_every_pair(files, cli):
+    out = files["dir"] / "resample.json"
+    code, stdout, err = cli(["census", "--model", str(files["model"]), "--data",
+                             str(files["data"]), "--ablation", "resample", "--resample-pairs",
+                             "all", "--output", str(out), "--quiet"])  # fmt: skip
+    assert code == 0, err
+    doc = json.loads(out.read_text())
+    network, _ = load_model(files["model"])
+    x = np.load(files["data"])["x"].astype(float)
+    from circuit_census.circuits.settings import CensusSettings
+
+    expected = census(
+        network, x, settings=CensusSettings(ablation="resample", resample_pairs="all")
+    )
+    assert doc["settings"]["ablation"] == "resample" and doc["settings"]["resample_pairs"] == "all"
+    assert doc["n_valid"] == expected.n_valid
+    listed = {json.dumps(c["edge_masks"]) for c in doc["valid_circuits"]}
+    assert listed == {
+        json.dumps([m.tolist() for m in expected.space.bits_to_masks(b)]) for b in expected.valid
+    }
+
+
 def test_many_valid_circuits_go_to_a_compact_file(files):
     out = files["dir"] / "many.json"
     proc = run("census", "--model", str(files["model"]), "--data", str(files["data"]),
@@ -177,7 +199,9 @@ def bad_files(tmp: Path) -> dict[str, Path]:
         ({"--model": "@module", "--activation": "relu"}, "save model.state_dict()"),
         ({"--activation": "gelu"}, "unknown activation"),
         ({"--output-activation": "softmax"}, "unknown activation"),
-        ({"--ablation": "resample"}, "unknown ablation"),
+        ({"--ablation": "patch"}, "unknown ablation"),
+        ({"--ablation": "resample", "--resample-pairs": "some"}, "unknown resample pairs"),
+        ({"--ablation": "resample", "--resample-seed": "-2"}, "non-negative integer"),
         ({"--criterion": "kl"}, "unknown criterion"),
         ({"--threshold": "-1"}, "non-negative"),
         ({"--criterion": "accuracy", "--threshold": "1.5"}, "fraction"),
@@ -235,7 +259,17 @@ def test_help_lists_every_command_in_order():
     group = typer.main.get_command(app)
     ctx = typer.Context(group)
     study = group.get_command(ctx, "study")
-    order = ["census", "count", "report", "export", "reproduce", "tasks", "train", "study"]
+    order = [
+        "census",
+        "count",
+        "discover",
+        "report",
+        "export",
+        "reproduce",
+        "tasks",
+        "train",
+        "study",
+    ]
     assert group.list_commands(ctx) == order
     assert study.list_commands(typer.Context(study, parent=ctx)) == ["run", "preset"]
 

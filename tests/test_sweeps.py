@@ -98,6 +98,17 @@ def test_dumped_toml_reads_back_to_the_same_study():
     assert again.conditions == sweep.conditions
 
 
+def test_a_sweep_takes_resample_ablation_with_its_pairs_and_seed():
+    text = (
+        "[experiments.a]\nfactor='l1'\nlevels=[0.0]\n[experiments.a.census]\n"
+        "ablation='resample'\nresample_pairs='all'\nresample_seed=2\n"
+    )
+    sweep = parse_sweep(text)
+    census = sweep.conditions[0].census
+    assert (census.ablation, census.resample_pairs, census.resample_seed) == ("resample", "all", 2)
+    assert parse_sweep(sweep.to_toml()).conditions == sweep.conditions
+
+
 BAD = [
     # (TOML, words the message must contain)
     (
@@ -161,8 +172,8 @@ BAD = [
         ["experiments.a.levels[1]", "dropout"],
     ),
     (
-        "[experiments.a]\nfactor='l1'\nlevels=[0.0]\n[experiments.a.census]\nablation='resample'\n",
-        ["experiments.a.census.ablation", "resample"],
+        "[experiments.a]\nfactor='l1'\nlevels=[0.0]\n[experiments.a.census]\nablation='patch'\n",
+        ["experiments.a.census.ablation", "patch"],
     ),
     (
         "[experiments.a]\nfactor='l1'\nlevels=[0.0]\n[experiments.a.training]\noptimizer='lbfgs'\n",

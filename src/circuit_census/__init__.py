@@ -39,6 +39,10 @@ _EXPORTS = {
     "minimal_circuits": "circuit_census.measures.uniqueness",
     "circuit_measures": "circuit_census.measures.uniqueness",
     "census_measures": "circuit_census.measures.uniqueness",
+    "DiscoveryOptions": "circuit_census.discovery.methods",
+    "discover": "circuit_census.discovery.methods",
+    "discover_and_grade": "circuit_census.discovery.grading",
+    "method_summaries": "circuit_census.discovery.grading",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -29,18 +29,24 @@ def ablated_forward(
     x: np.ndarray,
     ablation: str = "zero",
     means: Sequence[np.ndarray] | None = None,
+    corrupted: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Outputs of the circuit ``masks``: edges outside it carry nothing (zero ablation) or
-    ``W[j, i] * mean h_i`` of the full model (mean ablation); biases are kept. ``ablation``
-    comes from a :class:`CensusSettings`, which checked it."""
+    """Outputs of the circuit ``masks``: edges outside it carry nothing (zero ablation),
+    ``W[j, i] * mean h_i`` of the full model (mean ablation), or ``W[j, i] * h_i(x')`` of
+    the full model on the corrupted input paired with each sample (resample ablation,
+    ``corrupted``: one row ``x'`` per row of ``x``); biases are kept. ``ablation`` comes
+    from a :class:`CensusSettings`, which checked it."""
     if ablation == "mean" and means is None:
         means = layer_means(network, x)
+    replaced = network.activations(corrupted) if ablation == "resample" else None
     h = np.asarray(x, dtype=np.float64)
     for layer, (w, b) in enumerate(zip(network.weights, network.biases)):
         m = np.asarray(masks[layer], dtype=np.float64)
         z = h @ (w * m).T + b
         if ablation == "mean":
             z = z + (w * (1.0 - m)) @ means[layer]
+        elif ablation == "resample":
+            z = z + replaced[layer] @ (w * (1.0 - m)).T
         h = apply_activation(network.layer_activation(layer), z)
     return h
 
@@ -71,8 +77,12 @@ def evaluate_circuit(
         raise InputError("the accuracy criterion needs targets y")
     if not CircuitSpace(network.sizes, settings.compat).is_admissible(masks):
         raise InputError("the edge masks do not form an admissible circuit of this network")
+    corrupted = None
+    if settings.ablation == "resample":  # the evaluation set becomes the pairs (x, x')
+        clean, other = settings.resample_indices(len(x))
+        x, corrupted, y = x[clean], x[other], None if y is None else y[clean]
     reference = network.forward(x)
-    out = ablated_forward(network, masks, x, settings.ablation)
+    out = ablated_forward(network, masks, x, settings.ablation, corrupted=corrupted)
     acc = None if y is None else float(np.mean(crit.output_bits_right(out, y)))
     return CircuitEvaluation(
         mse=float(np.mean((out - reference) ** 2)),

@@ -112,6 +112,7 @@ def _settings_record(
 ) -> dict:
     """What a census computed, as its result's ``settings``."""
     return {
+        **settings.to_dict(),  # under resample ablation, also its pairs and seed
         "ablation": settings.ablation,
         "criterion": settings.rule.name,
         "threshold": settings.rule.threshold,

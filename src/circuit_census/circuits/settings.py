@@ -11,10 +11,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
+
 from circuit_census.circuits.criteria import Criterion
 from circuit_census.errors import InputError
 
-ABLATIONS = ("zero", "mean")
+ABLATIONS = ("zero", "mean", "resample")
+RESAMPLE_PAIRS = ("seeded", "all")  # x' a seeded permutation of X, or every ordered pair
 BACKENDS = ("auto", "numba", "torch")
 DEFAULT_MAX_CANDIDATES = 10**10  # larger censuses are refused unless the limit is raised
 
@@ -22,12 +25,19 @@ DEFAULT_MAX_CANDIDATES = 10**10  # larger censuses are refused unless the limit 
 @dataclass(frozen=True)
 class CensusSettings:
     """What a census computes: the validity criterion and its threshold (``None``: the
-    criterion's default), the ablation of edges outside a circuit, and the compat mode."""
+    criterion's default), the ablation of edges outside a circuit, and the compat mode.
+
+    Under resample ablation the evaluation set becomes pairs ``(x, x')``: ``x'`` is ``X``
+    under the permutation ``resample_seed`` draws (``resample_pairs="seeded"``) or every
+    sample of ``X`` (``"all"``: every ordered pair). Both are ignored by other ablations.
+    """
 
     criterion: str = "mse"
     threshold: float | None = None
     ablation: str = "zero"
     compat: str | None = None
+    resample_pairs: str = "seeded"
+    resample_seed: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "threshold", self.rule.threshold)
@@ -35,6 +45,15 @@ class CensusSettings:
             raise InputError(
                 f"unknown ablation {self.ablation!r}; choose one of {', '.join(ABLATIONS)}"
             )
+        if self.resample_pairs not in RESAMPLE_PAIRS:
+            raise InputError(
+                f"unknown resample pairs {self.resample_pairs!r}; "
+                f"choose one of {', '.join(RESAMPLE_PAIRS)}"
+            )
+        seed = self.resample_seed
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise InputError(f"resample seed must be a non-negative integer, got {seed!r}")
+        object.__setattr__(self, "resample_seed", int(seed))
 
     @functools.cached_property
     def rule(self) -> Criterion:
@@ -42,8 +61,23 @@ class CensusSettings:
         return Criterion(self.criterion, self.threshold, self.compat)
 
     def to_dict(self) -> dict[str, object]:
-        """``criterion``, ``threshold``, ``ablation`` and ``compat`` as plain values."""
-        return asdict(self)
+        """``criterion``, ``threshold``, ``ablation`` and ``compat`` as plain values, and
+        the resample pairs and seed under resample ablation only (so that the record, and
+        the keys of stored runs made from it, of other ablations stay as they were)."""
+        record = asdict(self)
+        if self.ablation != "resample":
+            del record["resample_pairs"], record["resample_seed"]
+        return record
+
+    def resample_indices(self, n_samples: int) -> tuple[np.ndarray, np.ndarray]:
+        """The pairs ``(x, x')`` of resample ablation as sample indices ``(clean,
+        corrupted)`` into ``X``: ``(arange(n), default_rng(seed).permutation(n))``, or every
+        ordered pair (clean index slowest)."""
+        n = int(n_samples)
+        if self.resample_pairs == "all":
+            clean, corrupted = np.divmod(np.arange(n * n), n)
+            return clean, corrupted
+        return np.arange(n), np.random.default_rng(self.resample_seed).permutation(n)
 
 
 @dataclass(frozen=True)

@@ -105,7 +105,17 @@ _OutputActivation = Annotated[
         "--output-activation", help="Output activation (default: the file's, else identity)."
     ),
 ]
-_Ablation = Annotated[str, typer.Option("--ablation", help="zero or mean.")]
+_Ablation = Annotated[str, typer.Option("--ablation", help="zero, mean or resample.")]
+_ResamplePairs = Annotated[
+    str,
+    typer.Option(
+        "--resample-pairs",
+        help="Resample ablation: seeded (x' a seeded permutation of the data) or all pairs.",
+    ),
+]
+_ResampleSeed = Annotated[
+    int, typer.Option("--resample-seed", help="Resample ablation: seed of the permutation.")
+]
 _Criterion = Annotated[str, typer.Option("--criterion", help="mse or accuracy.")]
 _Threshold = Annotated[
     float | None,
@@ -167,11 +177,13 @@ def census_command(
     device: _Device = "cpu",
     figures: _Figures = None,
     quiet: _Quiet = False,
+    resample_pairs: _ResamplePairs = "seeded",
+    resample_seed: _ResampleSeed = 0,
 ) -> None:
     """Take the exact census of every admissible circuit of a model."""
     if max_listed < 0 or max_measured < 0:
         raise InputError("--max-listed and --max-measured must be non-negative")
-    settings = CensusSettings(criterion, threshold, ablation, compat)
+    settings = CensusSettings(criterion, threshold, ablation, compat, resample_pairs, resample_seed)
     run_options = RunOptions(
         workers=workers, device=device, collect=max_measured, max_candidates=max_candidates
     )
@@ -297,6 +309,7 @@ def _document(entries, targets, network: Network, model, data, settings, n) -> d
         "criterion": settings.criterion,
         "threshold": settings.threshold,
         "compat": settings.compat,
+        **settings.to_dict(),
         "n_samples": n,
     }
     if targets == [None]:

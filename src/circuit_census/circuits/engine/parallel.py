@@ -33,7 +33,7 @@ def run(
     whole census, for progress reports."""
     if options.workers > 1 and options.shard is None:
         return run_workers(network, x, y, settings, options, sink, total)
-    problem = prepare(network, x, y, settings.rule, settings.ablation, options.prune)
+    problem = prepare(network, x, y, settings, options.prune)
     if options.use_torch:
         from circuit_census.circuits.engine.torch_pairs import TorchScorer
 
@@ -60,7 +60,7 @@ def shard_job(args) -> tuple[int, int, int, np.ndarray | None, bool]:
         numba.set_num_threads(n_threads)
     except (ImportError, ValueError):
         pass
-    problem = prepare(network, x, y, settings.rule, settings.ablation, prune)
+    problem = prepare(network, x, y, settings, prune)
     totals = ShardPass(problem, Keep(True, limit_held)).run(shard, None)
     bits = None
     if not totals.overflow:

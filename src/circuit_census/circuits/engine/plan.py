@@ -56,12 +56,13 @@ def _node_values(
     w_row: np.ndarray,
     bias: float,
     h_prev: np.ndarray,
-    mu_prev: np.ndarray,
+    replaced_prev: np.ndarray,
     subsets: np.ndarray,
     act: str,
 ) -> np.ndarray:
-    """Value of one node over the points for each set of kept in-edges: ``(S, P)``."""
-    pre = bias + (subsets * w_row) @ h_prev.T + (((~subsets) * w_row) @ mu_prev)[:, None]
+    """Value of one node over the points for each set of kept in-edges: ``(S, P)``; an
+    ablated in-edge carries its sender's ``replaced_prev`` value at each point ``(P, n)``."""
+    pre = bias + (subsets * w_row) @ h_prev.T + ((~subsets) * w_row) @ replaced_prev.T
     return apply_activation(act, pre)
 
 
@@ -105,9 +106,9 @@ def _extend_prefix(problem: Problem, prefix: Prefix, layer: int, last: int) -> I
     n_prev, n = net.sizes[layer - 1], net.sizes[layer]
     w, b = net.weights[layer - 1], net.biases[layer - 1]
     subsets = _subset_masks(np.flatnonzero(prefix.active), n_prev)
-    mu_prev = problem.means[layer - 1]
+    replaced = problem.replacement[layer - 1]
     values = [
-        _node_values(w[j], b[j], prefix.values, mu_prev, subsets, net.activation) for j in range(n)
+        _node_values(w[j], b[j], prefix.values, replaced, subsets, net.activation) for j in range(n)
     ]
     must_cover = layer > 1 or problem.criterion.compat is not None
     edge_bits = [[_in_edges(space, layer - 1, j, s) for s in subsets] for j in range(n)]
@@ -145,7 +146,7 @@ def _input_units(problem: Problem) -> list[Group]:
     for i in range(net.sizes[0]):
         opts = list(range(1 if problem.criterion.compat else 0, 2**m))
         live = problem.x[:, i][None, :, None] * w_out[:, i][None, None, :]
-        dead = np.broadcast_to(problem.means[0][i] * w_out[:, i], (1, 1, m))
+        dead = problem.replacement[0][:, i][None, :, None] * w_out[:, i][None, None, :]
         contrib = np.where(_fed_outputs(opts, m)[:, None, :], live, dead)
         bits = np.stack([_out_edges(space, 0, i, s) for s in opts])
         present = np.zeros(len(opts), dtype=np.int64)
@@ -162,11 +163,14 @@ def _hidden_unit(
     n_layers, m, n_prev, n_points = net.n_layers, net.sizes[-1], net.sizes[-3], len(problem.x)
     w_in, b_in, w_out = net.weights[-2], net.biases[-2], net.weights[-1]
     out_sets = np.arange(1, 2**m, dtype=np.int64)  # non-empty sets of outputs fed, as bitmasks
-    vals = _node_values(w_in[j], b_in[j], prefix.values, problem.means[-3], subsets, net.activation)
-    dead = problem.means[-2][j] * w_out[:, j]  # (m,) what each output gets with the edge ablated
+    vals = _node_values(
+        w_in[j], b_in[j], prefix.values, problem.replacement[-3], subsets, net.activation
+    )
+    # (P, m) what each output gets at each point with the edge from j ablated
+    dead = problem.replacement[-2][:, j][:, None] * w_out[:, j][None, :]
     live = vals[:, :, None] * w_out[:, j][None, None, :]  # (S, P, m)
     fed = _fed_outputs(out_sets, m)
-    contrib = np.where(fed[None, :, None, :], live[:, None, :, :], dead[None, None, None, :])
+    contrib = np.where(fed[None, :, None, :], live[:, None, :, :], dead[None, None, :, :])
     contrib = contrib.reshape(-1, n_points, m)
     cover = (sub_cover[:, None] | (out_sets[None, :] << n_prev)).reshape(-1)
     in_bits = [_in_edges(space, n_layers - 2, j, s) for s in subsets]
@@ -177,7 +181,7 @@ def _hidden_unit(
         cover=np.concatenate([[0], cover]).astype(np.int64),
         bits=np.concatenate([np.zeros((1, space.n_words), np.uint64), bits]),
         present=np.concatenate([[0], np.ones(len(cover), dtype=np.int64)]),
-        contrib=np.concatenate([np.broadcast_to(dead, (1, n_points, m)), contrib]),
+        contrib=np.concatenate([dead[None], contrib]),
     )
 
 

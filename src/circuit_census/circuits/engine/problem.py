@@ -1,5 +1,6 @@
 """The prepared census problem: the evaluation points deduplicated and ordered, the full
-model's reference outputs and node means, and the criterion's budget.
+model's reference outputs, what an ablated edge's sender carries at each point, and the
+criterion's budget.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from circuit_census.activations import TABLE
 from circuit_census.circuits.criteria import Criterion
 from circuit_census.circuits.engine import kernels
 from circuit_census.circuits.engine.structures import ACCURACY, ACCURACY_ROUNDED, MSE, Rule
+from circuit_census.circuits.settings import CensusSettings
 from circuit_census.circuits.space import CircuitSpace
 from circuit_census.errors import InputError
 from circuit_census.network import Network, check_inputs
@@ -25,10 +27,12 @@ class Problem:
     network: Network
     space: CircuitSpace
     x: np.ndarray  # (P, n_0) distinct points, heaviest first (they decide early exits)
-    weight: np.ndarray  # (P,) how many samples each point stands for
+    weight: np.ndarray  # (P,) how many samples (or resample pairs) each point stands for
     reference: np.ndarray  # (P, m) full-model outputs (mse) or target bits (accuracy)
     pre_reference: np.ndarray  # (P, m) full-model output pre-activations
-    means: list[np.ndarray]  # full-model mean of every node, per layer (zero ablation: zeros)
+    replacement: list[np.ndarray]
+    """Per layer ``(P, n_l)``: the value an ablated edge's sender carries at each point:
+    zero, the full model's node mean, or (resample) the full model's value on ``x'``."""
     criterion: Criterion
     budget: float
     """What the criterion allows over all samples: for mse, the summed squared error a valid
@@ -75,15 +79,26 @@ def prepare(
     network: Network,
     x: np.ndarray,
     y: np.ndarray | None,
-    criterion: Criterion,
-    ablation: str,
+    settings: CensusSettings,
     prune: bool = True,
 ) -> Problem:
     """The census problem of ``network`` on samples ``x`` (targets ``y`` for accuracy):
-    identical samples merged into one weighted point, heavy points first."""
+    identical samples (under resample ablation: identical pairs ``(x, x')``) merged into
+    one weighted point, heavy points first."""
+    criterion = settings.rule
     full = network.activations(x)
-    means = [h.mean(axis=0) if ablation == "mean" else np.zeros(h.shape[1]) for h in full]
-    key = np.concatenate([x, y], axis=1) if criterion.needs_targets else x
+    if settings.ablation == "resample":
+        clean, corrupted = settings.resample_indices(len(x))
+        replaced = [h[corrupted] for h in full]
+        key = np.concatenate([x[clean], x[corrupted]], axis=1)
+        x, full = x[clean], [h[clean] for h in full]
+        y = None if y is None else y[clean]
+    else:
+        use_mean = settings.ablation == "mean"
+        replaced = [np.broadcast_to(h.mean(axis=0) * use_mean, h.shape) for h in full]
+        key = x
+    if criterion.needs_targets:
+        key = np.concatenate([key, y], axis=1)
     _, first, counts = np.unique(key, axis=0, return_index=True, return_counts=True)
     order = np.random.default_rng(0).permutation(len(first))
     order = order[np.argsort(-counts[order], kind="stable")]  # heavy points decide first
@@ -101,7 +116,7 @@ def prepare(
         weight=counts[order].astype(np.float64),
         reference=np.ascontiguousarray(reference, dtype=np.float64),
         pre_reference=full[-2][idx] @ network.weights[-1].T + network.biases[-1],
-        means=means,
+        replacement=[np.ascontiguousarray(r[idx]) for r in replaced],
         criterion=criterion,
         budget=budget,
         n_samples=len(x),

@@ -1,0 +1,1 @@
+"""Circuit discovery (acdc, eap, eap-ig, magnitude) graded against the exact census."""
