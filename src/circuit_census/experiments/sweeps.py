@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +67,7 @@ FIXED_KEYS = (
     "training",
     "census",
 )
-EXPERIMENT_KEYS = ("description", "factor", "levels", "finding", *FIXED_KEYS)
+EXPERIMENT_KEYS = ("description", "factor", "levels", "finding", "discovery", *FIXED_KEYS)
 # The findings an experiment may declare that it tests (analysis.findings.FINDINGS).
 FINDING_NUMBERS = (1, 2, 3, 4)
 STUDY_KEYS = ("name", "description", "valid_cap")
@@ -95,6 +95,7 @@ class Condition:
     census: CensusSettings
     seeds: tuple[int, ...] = ()
     progress: float | None = None  # a checkpoint's place in training (factor "progress")
+    discovery_seeds: int = 0  # > 0: run every discovery method with this many seeds
 
     @property
     def hidden(self) -> tuple[int, ...]:
@@ -198,6 +199,9 @@ def _experiment(name: str, exp: Any, defaults: Mapping[str, Any]) -> Experiment:
         )
     description = read_string(exp.get("description", ""), f"{where}.description")
     finding = _finding(exp, where)
+    discovery = read_integer(exp.get("discovery", 0), f"{where}.discovery")
+    if discovery < 0:
+        raise InputError(f"{where}.discovery: seeds of each discovery method, at least 0")
 
     # Merge [defaults] under the experiment (sub-tables key by key). The swept factor's
     # default is ignored: levels replace it.
@@ -217,6 +221,7 @@ def _experiment(name: str, exp: Any, defaults: Mapping[str, Any]) -> Experiment:
     for i, level in enumerate(levels):
         lw = f"{where}.levels[{i}]"
         cond = _condition(name, factor, i, level, lw, task, training, census, seeds)
+        cond = replace(cond, discovery_seeds=discovery)
         if cond.factor_label in seen:
             raise InputError(f"{lw}: level {cond.factor_label!r} appears twice in {where}.levels")
         seen.add(cond.factor_label)

@@ -81,6 +81,7 @@ def run_description(cond: Condition, seed: int) -> dict[str, Any]:
         "census": cond.census.to_dict(),
         "seed": int(seed),
         **({} if cond.progress is None else {"progress": cond.progress}),
+        **({"discovery_seeds": cond.discovery_seeds} if cond.discovery_seeds else {}),
     }
 
 
@@ -222,13 +223,49 @@ def finish_task(
         n_valid_joint=None if joint is None else int(joint["n_valid"]),
         n_minimal_joint=None if joint is None else int(joint["n_minimal"]),
         identifiable_joint=None if joint is None else bool(joint["identifiable"]),
-        measures=_measures_json(per_output),
+        measures={
+            **_measures_json(per_output),
+            **({"discovery": _discovery(cond, run)} if cond.discovery_seeds else {}),
+        },
         settings=run_description(cond, run.seed),
         valid_stored=sum(min(int(r.n_valid), valid_cap) for r in results),
         train_seconds=run.train_seconds,
         census_seconds=sum(float(r.seconds) for r in results),
     )
     return FinishedRow(row, circuits)
+
+
+def _discovery(cond: Condition, run: TrainedRun) -> dict[str, Any]:
+    """Every discovery method over the condition's discovery seeds on this model, graded
+    against one census: each method's summary and, for ranking methods, seed 0's
+    faithfulness curve as ``[k, edges, valid]`` points."""
+    from circuit_census.discovery.grading import census_truth, discover_and_grade, summarize
+    from circuit_census.discovery.methods import METHODS, DiscoveryOptions
+
+    truth = census_truth(run.network, run.x, run.y, cond.census, DEFAULT_MAX_CANDIDATES)
+    out: dict[str, Any] = {
+        "seeds": cond.discovery_seeds,
+        "census_smallest_valid": None,
+        "methods": {},
+    }
+    for method in METHODS:
+        report = discover_and_grade(
+            run.network,
+            run.x,
+            run.y,
+            cond.census,
+            DiscoveryOptions(method),
+            cond.discovery_seeds,
+            DEFAULT_MAX_CANDIDATES,
+            truth,
+        )
+        entry = summarize(report).__dict__.copy()
+        curve = report.runs[0].curve
+        if curve is not None:
+            entry["curve"] = [[p.k, p.n_edges, bool(p.valid)] for p in curve.points]
+            out["census_smallest_valid"] = curve.census_smallest_valid
+        out["methods"][method] = entry
+    return out
 
 
 def _joint_measures(cond: Condition, run: TrainedRun) -> dict[str, Any] | None:
