@@ -22,7 +22,14 @@ from types import FrameType
 
 import typer
 
-from circuit_census.cli import census_cmd, report_cmd, study_cmd, tasks_cmd, train_cmd
+from circuit_census.cli import (
+    census_cmd,
+    explain_cmd,
+    report_cmd,
+    study_cmd,
+    tasks_cmd,
+    train_cmd,
+)
 from circuit_census.errors import InputError
 
 
@@ -57,6 +64,7 @@ app = typer.Typer(
 # The order here is the order of ``circuit-census --help`` (command groups come last).
 app.command("census")(census_cmd.census_command)
 app.command("count")(census_cmd.count_command)
+app.command("explain")(explain_cmd.explain_command)
 app.command("report")(report_cmd.report)
 app.command("export")(study_cmd.export)
 app.command("reproduce")(study_cmd.reproduce)
