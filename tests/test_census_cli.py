@@ -235,7 +235,17 @@ def test_help_lists_every_command_in_order():
     group = typer.main.get_command(app)
     ctx = typer.Context(group)
     study = group.get_command(ctx, "study")
-    order = ["census", "count", "report", "export", "reproduce", "tasks", "train", "study"]
+    order = [
+        "census",
+        "count",
+        "explain",
+        "report",
+        "export",
+        "reproduce",
+        "tasks",
+        "train",
+        "study",
+    ]
     assert group.list_commands(ctx) == order
     assert study.list_commands(typer.Context(study, parent=ctx)) == ["run", "preset"]
 
