@@ -122,6 +122,22 @@ def test_formulas_match_the_plain_reference(table, n_inputs, depth, compat):
     assert [f.intermediate for f in fast] == [tuple(intermediate_nodes(t, n)) for t, n in plain]
 
 
+def test_counts_beyond_int64_are_exact():
+    # Seven copies of AND feed an output that computes AND: every neuron has one table,
+    # and the output's seven parents realize only 2 of 2^7 patterns, so the meloux2025
+    # mode counts 2^126 completions; the default mode one threshold extension.
+    scales = np.arange(1.0, 8.0)
+    net = Network(
+        (np.repeat(scales[:, None], 2, axis=1), np.ones((1, 7))),
+        (-scales, np.zeros(1)),
+        "relu",
+    )
+    masks = [np.ones((7, 2)), np.ones((1, 7))]
+    layers = circuit_tables(net, masks, corners(2), "meloux2025")
+    assert count_interpretations(layers, "meloux2025") == 2**126
+    assert count_interpretations(circuit_tables(net, masks, corners(2)), None) == 1
+
+
 def xor_network(extra: int = 0, seed: int = 0) -> Network:
     """A 2-(2+extra)-1 ReLU network computing XOR: h1 = A + B, h2 = relu(A + B - 1),
     o = h1 - 2 h2; ``extra`` neurons with small random weights into the output."""

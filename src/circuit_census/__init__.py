@@ -39,6 +39,10 @@ _EXPORTS = {
     "minimal_circuits": "circuit_census.measures.uniqueness",
     "circuit_measures": "circuit_census.measures.uniqueness",
     "census_measures": "circuit_census.measures.uniqueness",
+    "Explanation": "circuit_census.explanations.explain",
+    "ExplanationSummary": "circuit_census.explanations.explain",
+    "explain": "circuit_census.explanations.explain",
+    "explain_summary": "circuit_census.explanations.explain",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -166,6 +166,8 @@ def explain(
     dropped = 0
     total = len(result.valid)
     for done, bits in enumerate(result.valid, start=1):
+        if progress is not None:
+            progress(done, total)
         masks = result.edge_masks(bits)
         if floor is not None and hidden_sparsity(masks) <= floor:
             dropped += 1
@@ -178,8 +180,6 @@ def explain(
             else []
         )
         circuits.append(CircuitExplanation(masks, n, shown))
-        if progress is not None:
-            progress(done, total)
     pairs = corner_pairs(n_inputs, compat)
     interventions = intervention_outputs(network, corners, pairs)
     formulas = candidate_formulas(table, corners, network.n_layers, compat)

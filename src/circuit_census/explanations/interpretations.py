@@ -240,7 +240,7 @@ def count_interpretations(layers: list[list[NeuronTables]], compat: str | None =
         else:
             bound = int(f.max(initial=0)) * int(m.max(initial=0)) * max(1, m.shape[0])
             f = f @ m if bound < _INT64_SAFE else f.astype(object) @ m.astype(object)
-    return int(f.sum())
+    return int(f.astype(object).sum())
 
 
 def _gates(
