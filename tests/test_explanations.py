@@ -181,6 +181,8 @@ def test_mapping_counts_match_the_plain_reference(net, compat):
         counts = plain_mappings(net, *plain[formula.text], compat)
         assert (fast.n_valid_mappings, fast.n_minimal_mappings) == counts, formula.text
         assert len(fast.minimal_mappings) == fast.n_minimal_mappings
+        assert len(set(fast.valid_mappings)) == fast.n_valid_mappings
+        assert set(fast.minimal_mappings) <= set(fast.valid_mappings)
         some_valid |= counts[0] > 0
     assert some_valid
 

@@ -171,12 +171,13 @@ class NodeMapping:
 @dataclass(frozen=True)
 class FormulaMappings:
     """A formula's mappings: how many are valid and how many minimal (exact counts), and
-    up to the listing limit of the minimal ones."""
+    up to the listing limit of each."""
 
     formula: Formula
     n_valid_mappings: int
     n_minimal_mappings: int
     minimal_mappings: list[tuple[NodeMapping, ...]]
+    valid_mappings: list[tuple[NodeMapping, ...]]
 
 
 def _decode(mask: int, offsets: Sequence[int], sizes: Sequence[int]) -> tuple[int, tuple[int, ...]]:
@@ -196,19 +197,24 @@ def formula_mappings(
     hidden_sizes: Sequence[int],
     limit: int = 100,
 ) -> FormulaMappings:
-    """Count the valid and minimal mappings of ``formula`` and list up to ``limit`` minimal
-    ones. A formula without intermediate nodes has one mapping, the empty one."""
+    """Count the valid and minimal mappings of ``formula`` and list up to ``limit`` of each.
+    A formula without intermediate nodes has one mapping, the empty one."""
     offsets = np.concatenate([[0], np.cumsum(hidden_sizes)]).astype(int).tolist()
     accepted = accepted_sets(formula, layers, corners, pairs, offsets)
     minimal = [minimal_sets(a) for a in accepted]
     n_valid = count_disjoint(accepted)
     n_minimal = count_disjoint(minimal) if n_valid else 0
-    listed = []
-    for picks in list_disjoint(minimal, limit) if n_valid else []:
-        listed.append(
-            tuple(
-                NodeMapping(node, formula.node_text(node), *_decode(m, offsets, hidden_sizes))
-                for node, m in zip(formula.intermediate, picks)
-            )
+
+    def named(picks: tuple[int, ...]) -> tuple[NodeMapping, ...]:
+        return tuple(
+            NodeMapping(node, formula.node_text(node), *_decode(m, offsets, hidden_sizes))
+            for node, m in zip(formula.intermediate, picks)
         )
-    return FormulaMappings(formula, n_valid, n_minimal, listed)
+
+    return FormulaMappings(
+        formula,
+        n_valid,
+        n_minimal,
+        [named(p) for p in list_disjoint(minimal, limit)] if n_valid else [],
+        [named(p) for p in list_disjoint(accepted, limit)] if n_valid else [],
+    )
