@@ -263,6 +263,7 @@ def test_help_lists_every_command_in_order():
         "census",
         "count",
         "discover",
+        "explain",
         "report",
         "export",
         "reproduce",

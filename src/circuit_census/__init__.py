@@ -43,6 +43,10 @@ _EXPORTS = {
     "discover": "circuit_census.discovery.methods",
     "discover_and_grade": "circuit_census.discovery.grading",
     "method_summaries": "circuit_census.discovery.grading",
+    "Explanation": "circuit_census.explanations.explain",
+    "ExplanationSummary": "circuit_census.explanations.explain",
+    "explain": "circuit_census.explanations.explain",
+    "explain_summary": "circuit_census.explanations.explain",
 }
 
 __all__ = sorted(_EXPORTS)

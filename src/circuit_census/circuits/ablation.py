@@ -23,6 +23,34 @@ def layer_means(network: Network, x: np.ndarray) -> list[np.ndarray]:
     return [h.mean(axis=0) for h in network.activations(x)]
 
 
+def ablated_activations(
+    network: Network,
+    masks: Sequence[np.ndarray],
+    x: np.ndarray,
+    ablation: str = "zero",
+    means: Sequence[np.ndarray] | None = None,
+    corrupted: np.ndarray | None = None,
+) -> list[np.ndarray]:
+    """Every layer's values ``[h_0 = x, h_1, ..., h_L]`` in the circuit ``masks``' model: edges
+    outside it carry nothing (zero ablation), ``W[j, i] * mean h_i`` of the full model (mean
+    ablation), or ``W[j, i] * h_i(x')`` of the full model on the corrupted input paired with
+    each sample (resample ablation, ``corrupted``: one row ``x'`` per row of ``x``); biases
+    are kept. ``ablation`` comes from a :class:`CensusSettings`, which checked it."""
+    if ablation == "mean" and means is None:
+        means = layer_means(network, x)
+    replaced = network.activations(corrupted) if ablation == "resample" else None
+    h = [np.asarray(x, dtype=np.float64)]
+    for layer, (w, b) in enumerate(zip(network.weights, network.biases)):
+        m = np.asarray(masks[layer], dtype=np.float64)
+        z = h[-1] @ (w * m).T + b
+        if ablation == "mean":
+            z = z + (w * (1.0 - m)) @ means[layer]
+        elif ablation == "resample":
+            z = z + replaced[layer] @ (w * (1.0 - m)).T
+        h.append(apply_activation(network.layer_activation(layer), z))
+    return h
+
+
 def ablated_forward(
     network: Network,
     masks: Sequence[np.ndarray],
@@ -31,24 +59,8 @@ def ablated_forward(
     means: Sequence[np.ndarray] | None = None,
     corrupted: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Outputs of the circuit ``masks``: edges outside it carry nothing (zero ablation),
-    ``W[j, i] * mean h_i`` of the full model (mean ablation), or ``W[j, i] * h_i(x')`` of
-    the full model on the corrupted input paired with each sample (resample ablation,
-    ``corrupted``: one row ``x'`` per row of ``x``); biases are kept. ``ablation`` comes
-    from a :class:`CensusSettings`, which checked it."""
-    if ablation == "mean" and means is None:
-        means = layer_means(network, x)
-    replaced = network.activations(corrupted) if ablation == "resample" else None
-    h = np.asarray(x, dtype=np.float64)
-    for layer, (w, b) in enumerate(zip(network.weights, network.biases)):
-        m = np.asarray(masks[layer], dtype=np.float64)
-        z = h @ (w * m).T + b
-        if ablation == "mean":
-            z = z + (w * (1.0 - m)) @ means[layer]
-        elif ablation == "resample":
-            z = z + replaced[layer] @ (w * (1.0 - m)).T
-        h = apply_activation(network.layer_activation(layer), z)
-    return h
+    """Outputs of the circuit ``masks``' model (see :func:`ablated_activations`)."""
+    return ablated_activations(network, masks, x, ablation, means, corrupted)[-1]
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,8 @@ import numpy as np
 
 from circuit_census.errors import InputError
 
-COMPAT_MODES = ("meloux2025",)
+MELOUX2025 = "meloux2025"  # the reference code of Méloux et al. (SPEC, compat section)
+COMPAT_MODES = (MELOUX2025,)
 
 
 def check_compat(compat: str | None) -> str | None:

@@ -25,6 +25,7 @@ import typer
 from circuit_census.cli import (
     census_cmd,
     discover_cmd,
+    explain_cmd,
     report_cmd,
     study_cmd,
     tasks_cmd,
@@ -65,6 +66,7 @@ app = typer.Typer(
 app.command("census")(census_cmd.census_command)
 app.command("count")(census_cmd.count_command)
 app.command("discover")(discover_cmd.discover_command)
+app.command("explain")(explain_cmd.explain_command)
 app.command("report")(report_cmd.report)
 app.command("export")(study_cmd.export)
 app.command("reproduce")(study_cmd.reproduce)
