@@ -28,6 +28,13 @@ from circuit_census.analysis.document import (
     slug,
 )
 from circuit_census.analysis.emergence import FirstValid, first_valid
+from circuit_census.analysis.explanations import (
+    LEVELS,
+    ConditionLevels,
+    condition_levels,
+    has_explanations,
+    levels_figure,
+)
 from circuit_census.analysis.findings import FINDINGS
 from circuit_census.analysis.formatting import (
     fmt_ci,
@@ -144,6 +151,10 @@ def build_report(
         )
         mine = [v for v in verdicts if v.experiment == s.experiment and v.stratum == s.stratum]
         blocks += _series_section(s, group.rows, sentences[s.name], mine, figure)
+    if has_explanations(rows):
+        conditions = condition_levels(rows)
+        blocks += _explanations_section(conditions)
+        figures["explanations-levels.png"] = figure_png(levels_figure(conditions, rows))
     if has_discovery(rows):
         blocks += _discovery_section(rows)
         figures["discovery-faithfulness.png"] = figure_png(faithfulness_figure(rows))
@@ -444,6 +455,52 @@ def _correlation_table(s: SeriesStats) -> Table:
         numeric,
         caption=f"Correlation with {factor_label(s.factor)} (one point per converged model)",
     )
+
+
+# ------------------------------------------------------------------- explanations
+
+
+def _explanations_section(conditions: Sequence[ConditionLevels]) -> list[Block]:
+    """The four levels of identifiability side by side per condition."""
+    body = []
+    for c in conditions:
+        cells = [c.condition, fmt_num(c.n_models)]
+        for name, _ in LEVELS:
+            summary = c.summaries[name]
+            cells.append(f"{fmt_num(summary.median)} ({fmt_iqr(summary)})")
+        cells.insert(4, fmt_num(c.interpretations_median.median))
+        body.append(tuple(cells))
+    return [
+        Heading(2, "Four levels of identifiability", "explanations"),
+        Para(
+            "Beyond circuits, following Méloux et al.: the interpretations of each valid "
+            "circuit (truth tables for its neurons that fit together layer by layer), the "
+            "algorithms (AND/OR/NOT formulas of the task with a valid mapping onto neurons "
+            "under interchange interventions) and the minimal mappings of each; "
+            "definitions in docs/definitions.md. Medians over converged models, IQR in "
+            "parentheses."
+        ),
+        Table(
+            (
+                "condition",
+                "models",
+                "valid circuits",
+                "interpretations, all circuits",
+                "median per circuit",
+                "algorithms",
+                "minimal mappings",
+            ),
+            tuple(body),
+            (False, True, True, True, True, True, True),
+            caption="Per condition: median (IQR) of each level over models",
+        ),
+        FigureBlock(
+            "explanations-levels.png",
+            "The four levels per condition: valid circuits, interpretations over all valid "
+            "circuits, formulas with a valid mapping, and minimal mappings; one point per "
+            "converged model, boxes: quartiles.",
+        ),
+    ]
 
 
 # ---------------------------------------------------------------------- discovery

@@ -95,7 +95,11 @@ def _kept_rows(sweep, out: Path) -> str:
 
 @study_app.command("preset")
 def study_preset(
-    name: str = typer.Argument(..., help="l1, orthogonality, capacity, task-complexity or all."),
+    name: str = typer.Argument(
+        ...,
+        help="l1, orthogonality, capacity, task-complexity, emergence, explanations, "
+        "discovery, or all of them.",
+    ),
     quick: bool = typer.Option(False, "--quick", help="The quick scale (fewer seeds and levels)."),
 ) -> None:
     """Print a built-in experiment as a sweep file (TOML) to edit or run."""
@@ -180,9 +184,11 @@ def _write_csv(path: Path, columns: list[str], table: list[dict]) -> None:
 def _arrow_type(name: str):
     import pyarrow as pa
 
-    from circuit_census.experiments.store import BOOL_COLUMNS, COLUMNS
+    from circuit_census.experiments.store import BOOL_COLUMNS, COLUMNS, EXACT_COLUMNS
 
     types = dict(COLUMNS)
+    if name in EXACT_COLUMNS:  # exact at any size: the integer's decimal text
+        return pa.string()
     if name in BOOL_COLUMNS or name == "pairs_estimated":
         return pa.bool_()
     if name in ("mean_jaccard", "nested_fraction"):
@@ -197,7 +203,11 @@ def _write_parquet(path: Path, columns: list[str], table: list[dict]) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from circuit_census.experiments.store import EXACT_COLUMNS
+
     schema = pa.schema([(c, _arrow_type(c)) for c in columns])
+    exact = [c for c in columns if c in EXACT_COLUMNS]
+    table = [{**r, **{c: None if r[c] is None else str(r[c]) for c in exact}} for r in table]
     data = pa.Table.from_pylist(table, schema=schema)
     pq.write_table(data, str(path))
 

@@ -35,7 +35,17 @@ from circuit_census.errors import InputError
 from circuit_census.experiments.sweeps import Sweep, sweep_from_dict
 from circuit_census.training.config import TrainConfig
 
-PRESET_NAMES = ("l1", "orthogonality", "capacity", "task-complexity", "emergence")
+PRESET_NAMES = (
+    "l1",
+    "orthogonality",
+    "capacity",
+    "task-complexity",
+    "emergence",
+    "explanations",
+    "discovery",
+)
+# What `reproduce` runs: the findings' experiments and emergence.
+REPRODUCTION = ("l1", "orthogonality", "capacity", "task-complexity", "emergence")
 BASE_WIDTH = 4  # the published base setting: 2-4-1 on XOR
 ROBUSTNESS_WIDTH = 8
 SCALES = ("default", "quick")
@@ -87,7 +97,13 @@ QUICK_LEVELS: dict[str, list[Any]] = {
     "task-complexity": ["and", "or", "xor", "majority3", "parity3"],
     "task-complexity-stacks": [STACKS[0], STACKS[2], STACKS[5]],
     "emergence": [0.0, 0.2, 0.5, 1.0],
+    "explanations-xor": [3, 5, [3, 3]],
+    "explanations-and": [3, 5, [3, 3]],
+    "discovery": [4, [3, 3]],
+    "discovery-3-input": ["majority3"],
 }
+EXPLANATION_LEVELS = [3, 4, 5, 6, [3, 3]]
+DISCOVERY_SEEDS = 5  # seeds of each discovery method per model
 PROGRESS_LEVELS = [round(0.1 * k, 1) for k in range(11)]
 
 DESCRIPTIONS = {
@@ -102,6 +118,13 @@ DESCRIPTIONS = {
     "input count)",
     "emergence": "The census of each model of the base setting at eleven points of its own "
     "training run (accuracy criterion: a valid circuit computes the task)",
+    "explanations-xor": "Interpretations, algorithms and mappings beside circuits: XOR, "
+    "width 3 to 6 and 2-3-3-1 (descriptive)",
+    "explanations-and": "The same on AND (descriptive)",
+    "discovery": "Circuit-discovery methods graded against the census: 2-4-1, 2-8-1 and "
+    "2-3-3-1 XOR (descriptive)",
+    "discovery-3-input": "Circuit-discovery methods on a 3-input task, majority3, 3-6-1 "
+    "(descriptive)",
     "task-complexity-stacks": "Multi-output stacks of 1 to 6 gates; per-output censuses, "
     "measures averaged over outputs (descriptive, no finding)",
 }
@@ -147,6 +170,31 @@ def _experiments(name: str) -> dict[str, dict[str, Any]]:
                 },
             }
         }
+    if name == "explanations":
+        return {
+            f"explanations-{task}": {
+                "factor": "width",
+                "levels": EXPLANATION_LEVELS,
+                "task": task,
+                "explanations": True,
+            }
+            for task in ("xor", "and")
+        }
+    if name == "discovery":
+        return {
+            "discovery": {
+                "factor": "width",
+                "levels": [BASE_WIDTH, ROBUSTNESS_WIDTH, [3, 3]],
+                "task": "xor",
+                "discovery": DISCOVERY_SEEDS,
+            },
+            "discovery-3-input": {
+                "factor": "task",
+                "levels": ["majority3"],
+                "hidden": [TASK_WIDTH],
+                "discovery": DISCOVERY_SEEDS,
+            },
+        }
     raise InputError(f"unknown preset {name!r}; choose one of {', '.join(PRESET_NAMES)}")
 
 
@@ -185,5 +233,5 @@ def preset_sweep(names: str | list[str] | tuple[str, ...], scale: str = "default
 
 
 def reproduction_sweep(quick: bool = False) -> Sweep:
-    """All four presets as one study (what ``circuit-census reproduce`` runs)."""
-    return preset_sweep(list(PRESET_NAMES), "quick" if quick else "default")
+    """The findings' experiments and emergence as one study (``circuit-census reproduce``)."""
+    return preset_sweep(list(REPRODUCTION), "quick" if quick else "default")

@@ -12,11 +12,14 @@ from __future__ import annotations
 import types
 import typing
 from dataclasses import dataclass, field, fields
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, NewType
 
 import numpy as np
 
 Json = dict[str, Any]
+# A count that must stay exact at any size (candidates can pass 2^64, interpretations
+# 2^126): stored as the decimal text of the integer, read back as int.
+ExactCount = NewType("ExactCount", int)
 
 
 def _constraint(text: str) -> Any:
@@ -51,17 +54,24 @@ class Row:
     val_accuracy: float
     epochs: int
     # The uniqueness measures, per output and averaged over outputs (one output: its own).
-    n_candidates: int  # admissible circuits of one output's census
+    n_candidates: ExactCount  # admissible circuits of one output's census
     n_valid: float
     n_minimal: float
     valid_fraction: float  # n_valid / n_candidates, per output, averaged
     identifiable: float  # fraction of outputs with exactly one minimal circuit (0 or 1)
     # The joint census of all outputs together (one output: the same census); None where
     # its space exceeds work.JOINT_MAX_CANDIDATES.
-    n_candidates_joint: int | None
-    n_valid_joint: int | None
-    n_minimal_joint: int | None
+    n_candidates_joint: ExactCount | None
+    n_valid_joint: ExactCount | None
+    n_minimal_joint: ExactCount | None
     identifiable_joint: bool | None
+    # Explanations beyond circuits (experiments with ``explanations = true``; one output):
+    # interpretations of the valid circuits (in all; median per circuit), formulas with a
+    # valid mapping, and their minimal mappings in all. None where not computed.
+    interpretations_total: ExactCount | None
+    interpretations_median: float | None
+    n_formulas: int | None
+    minimal_mappings_total: ExactCount | None
     measures: Json
     settings: Json  # run_description(condition, seed)
     valid_stored: int
@@ -83,7 +93,14 @@ class CircuitSet(NamedTuple):
     bits: np.ndarray  # the stored ones, (n_stored, n_words) uint64 bitsets
 
 
-_SQL_TYPES = {str: "TEXT", int: "INTEGER", bool: "INTEGER", float: "REAL", dict: "TEXT"}
+_SQL_TYPES = {
+    str: "TEXT",
+    int: "INTEGER",
+    bool: "INTEGER",
+    float: "REAL",
+    dict: "TEXT",
+    ExactCount: "TEXT",
+}
 
 
 def _base_type(hint: Any) -> type:
@@ -103,5 +120,6 @@ COLUMNS: tuple[tuple[str, str], ...] = tuple(
 COLUMN_NAMES = tuple(name for name, _ in COLUMNS)
 BOOL_COLUMNS = tuple(name for name in COLUMN_NAMES if _TYPES[name] is bool)
 JSON_COLUMNS = tuple(name for name in COLUMN_NAMES if _TYPES[name] is dict)
+EXACT_COLUMNS = tuple(name for name in COLUMN_NAMES if _TYPES[name] is ExactCount)
 # The columns of an export, in order: every column but the JSON ones.
 SCALAR_COLUMNS = tuple(name for name in COLUMN_NAMES if name not in JSON_COLUMNS)

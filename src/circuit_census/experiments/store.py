@@ -41,6 +41,7 @@ from circuit_census.experiments.rows import (
     BOOL_COLUMNS,
     COLUMN_NAMES,
     COLUMNS,
+    EXACT_COLUMNS,
     JSON_COLUMNS,
     CircuitSet,
     Row,
@@ -48,7 +49,8 @@ from circuit_census.experiments.rows import (
 
 STORE_NAME = "results.sqlite"
 LOCK_NAME = ".study.lock"
-SCHEMA_VERSION = 2  # 2: per-output averaged measures, valid_fraction, joint census
+# 2: per-output averaged measures, valid_fraction, joint census, explanations; exact counts
+SCHEMA_VERSION = 2
 
 
 _SCHEMA = f"""
@@ -213,6 +215,9 @@ class Store:
         for name in BOOL_COLUMNS:
             if values.get(name) is not None:
                 values[name] = int(bool(values[name]))
+        for name in EXACT_COLUMNS:
+            if values.get(name) is not None:
+                values[name] = str(int(values[name]))
         for name, value in list(values.items()):
             if isinstance(value, (np.integer, np.floating, np.bool_)):
                 values[name] = value.item()
@@ -270,6 +275,9 @@ class Store:
             for name in JSON_COLUMNS:
                 if row[name] is not None:
                     row[name] = json.loads(row[name])
+            for name in EXACT_COLUMNS:
+                if row[name] is not None:
+                    row[name] = int(row[name])
             out.append(row)
         return out
 

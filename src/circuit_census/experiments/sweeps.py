@@ -67,7 +67,15 @@ FIXED_KEYS = (
     "training",
     "census",
 )
-EXPERIMENT_KEYS = ("description", "factor", "levels", "finding", "discovery", *FIXED_KEYS)
+EXPERIMENT_KEYS = (
+    "description",
+    "factor",
+    "levels",
+    "finding",
+    "discovery",
+    "explanations",
+    *FIXED_KEYS,
+)
 # The findings an experiment may declare that it tests (analysis.findings.FINDINGS).
 FINDING_NUMBERS = (1, 2, 3, 4)
 STUDY_KEYS = ("name", "description", "valid_cap")
@@ -96,6 +104,7 @@ class Condition:
     seeds: tuple[int, ...] = ()
     progress: float | None = None  # a checkpoint's place in training (factor "progress")
     discovery_seeds: int = 0  # > 0: run every discovery method with this many seeds
+    explanations: bool = False  # count interpretations, formulas and mappings too
 
     @property
     def hidden(self) -> tuple[int, ...]:
@@ -202,6 +211,9 @@ def _experiment(name: str, exp: Any, defaults: Mapping[str, Any]) -> Experiment:
     discovery = read_integer(exp.get("discovery", 0), f"{where}.discovery")
     if discovery < 0:
         raise InputError(f"{where}.discovery: seeds of each discovery method, at least 0")
+    explanations = exp.get("explanations", False)
+    if not isinstance(explanations, bool):
+        raise InputError(f"{where}.explanations must be true or false, got {kind_of(explanations)}")
 
     # Merge [defaults] under the experiment (sub-tables key by key). The swept factor's
     # default is ignored: levels replace it.
@@ -221,7 +233,9 @@ def _experiment(name: str, exp: Any, defaults: Mapping[str, Any]) -> Experiment:
     for i, level in enumerate(levels):
         lw = f"{where}.levels[{i}]"
         cond = _condition(name, factor, i, level, lw, task, training, census, seeds)
-        cond = replace(cond, discovery_seeds=discovery)
+        cond = replace(cond, discovery_seeds=discovery, explanations=explanations)
+        if explanations and read_task(cond.task, lw).n_outputs > 1:
+            raise InputError(f"{lw}: explanations take one-output tasks; {cond.task} has more")
         if cond.factor_label in seen:
             raise InputError(f"{lw}: level {cond.factor_label!r} appears twice in {where}.levels")
         seen.add(cond.factor_label)

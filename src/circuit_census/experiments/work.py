@@ -82,6 +82,7 @@ def run_description(cond: Condition, seed: int) -> dict[str, Any]:
         "seed": int(seed),
         **({} if cond.progress is None else {"progress": cond.progress}),
         **({"discovery_seeds": cond.discovery_seeds} if cond.discovery_seeds else {}),
+        **({"explanations": True} if cond.explanations else {}),
     }
 
 
@@ -184,6 +185,7 @@ def finish_task(
         circuits.append(CircuitSet(o, "minimal", int(minimal.shape[0]), minimal))
         circuits.append(CircuitSet(o, "valid", int(result.n_valid), result.valid[:valid_cap]))
     joint = per_output[0] if len(per_output) == 1 else _joint_measures(cond, run)
+    explained = _explanations(cond, run) if cond.explanations else {}
     task = make_task(cond.task)
     reg = cond.regularizers
 
@@ -223,6 +225,10 @@ def finish_task(
         n_valid_joint=None if joint is None else int(joint["n_valid"]),
         n_minimal_joint=None if joint is None else int(joint["n_minimal"]),
         identifiable_joint=None if joint is None else bool(joint["identifiable"]),
+        interpretations_total=explained.get("interpretations_total"),
+        interpretations_median=explained.get("interpretations_median"),
+        n_formulas=explained.get("n_formulas"),
+        minimal_mappings_total=explained.get("minimal_mappings_total"),
         measures={
             **_measures_json(per_output),
             **({"discovery": _discovery(cond, run)} if cond.discovery_seeds else {}),
@@ -233,6 +239,14 @@ def finish_task(
         census_seconds=sum(float(r.seconds) for r in results),
     )
     return FinishedRow(row, circuits)
+
+
+def _explanations(cond: Condition, run: TrainedRun) -> dict[str, Any]:
+    """The model's interpretations, formulas and mappings (one output) in a few numbers."""
+    from circuit_census.explanations.explain import explain_summary
+
+    options = RunOptions(max_candidates=DEFAULT_MAX_CANDIDATES)
+    return explain_summary(run.network, run.x, run.y, cond.census, options).to_dict()
 
 
 def _discovery(cond: Condition, run: TrainedRun) -> dict[str, Any]:
