@@ -77,10 +77,12 @@ def census(
             f"{total:,} candidate circuits exceed the limit of {options.max_candidates:,}; "
             "raise it (--max-candidates) if you mean it"
         )
-    path = options.circuits_file
-    writer = CircuitFileWriter(path, space, {"output": out}) if path else None
+    path, writer = options.circuits_file, None
     try:
-        totals = parallel.run(net, x, y, settings, options, writer.add if writer else None, total)
+        if path:
+            writer = CircuitFileWriter(path, space, {"output": out}, options.max_file_bytes)
+        sinks = [sink for sink in (writer and writer.add, options.stream) if sink is not None]
+        totals = parallel.run(net, x, y, settings, options, _fan_out(sinks), total)
         if writer:
             writer.close()
     except BaseException:
@@ -105,6 +107,18 @@ def census(
         shard=options.shard,
         n_bounded=totals.bounded,
     )
+
+
+def _fan_out(sinks: list) -> parallel.Sink | None:
+    """One sink handing each block of valid circuits to every one of ``sinks``."""
+    if len(sinks) <= 1:
+        return sinks[0] if sinks else None
+
+    def sink(bits: np.ndarray) -> None:
+        for each in sinks:
+            each(bits)
+
+    return sink
 
 
 def _settings_record(

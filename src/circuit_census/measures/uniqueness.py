@@ -231,6 +231,22 @@ def frequencies(
     inputs first) across the rows of ``valid``, and each row's node count (nodes touched by
     its edges). Frequencies are NaN when there are no rows."""
     bits = _check_bits(valid, space)
+    edge_counts, node_counts, n_nodes = frequency_counts(bits, space)
+    n = bits.shape[0]
+    return as_frequencies(edge_counts, n), as_frequencies(node_counts, n), n_nodes
+
+
+def as_frequencies(counts: list[np.ndarray], n: int) -> list[np.ndarray]:
+    """Counts over ``n`` circuits as fractions (NaN when ``n`` is 0)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return [c / n if n else np.full(c.shape, np.nan) for c in counts]
+
+
+def frequency_counts(
+    bits: np.ndarray, space: CircuitSpace
+) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
+    """How many rows of ``bits`` hold each edge (per layer) and touch each node (per
+    layer, inputs first), and each row's node count; checked ``(n, n_words)`` uint64."""
     n = bits.shape[0]
     offs = space.edge_offsets
     shapes = space.layer_shapes
@@ -252,16 +268,13 @@ def frequencies(
                 touched |= masks[layer].any(axis=1)
             node_counts[layer] += touched.sum(axis=0)
             n_nodes[start : start + flags.shape[0]] += touched.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        edge_freq = [c / n if n else np.full(c.shape, np.nan) for c in edge_counts]
-        node_freq = [c / n if n else np.full(c.shape, np.nan) for c in node_counts]
-    return edge_freq, node_freq, n_nodes
+    return edge_counts, node_counts, n_nodes
 
 
 # --------------------------------------------------------------------------- measures
 
 
-def _matrix_to_list(a: np.ndarray) -> list:
+def matrix_to_list(a: np.ndarray) -> list:
     """A float array as nested lists, NaN as None (JSON has no NaN)."""
     return np.where(np.isnan(a), None, a).tolist() if a.size else a.tolist()
 
@@ -312,8 +325,8 @@ class Measures:
             "min_edges": self.min_edges,
             "min_nodes": self.min_nodes,
             "size_counts": list(self.size_counts),
-            "edge_frequency": [_matrix_to_list(m) for m in self.edge_frequency],
-            "node_frequency": [_matrix_to_list(v) for v in self.node_frequency],
+            "edge_frequency": [matrix_to_list(m) for m in self.edge_frequency],
+            "node_frequency": [matrix_to_list(v) for v in self.node_frequency],
             "seed": self.seed,
         }
 
