@@ -38,6 +38,7 @@ class CensusResult:
     seconds: float = 0.0
     shard: tuple[int, int] | None = None
     n_bounded: int = 0  # candidates decided by bounds on a whole family, not pair by pair
+    compile_seconds: float = 0.0  # of ``seconds``, compiling kernels (first run only)
 
     def edge_masks(self, bits: np.ndarray, full_sizes: Sequence[int] | None = None) -> list:
         """Per-layer 0/1 masks of one circuit; for a per-output census, in the orientation
@@ -106,6 +107,7 @@ def census(
         seconds=time.perf_counter() - started,
         shard=options.shard,
         n_bounded=totals.bounded,
+        compile_seconds=totals.compile_seconds,
     )
 
 
@@ -156,6 +158,7 @@ def combine_results(parts: Sequence[CensusResult]) -> CensusResult:
         n_bounded=sum(p.n_bounded for p in parts),
         valid=valid,
         seconds=sum(p.seconds for p in parts),
+        compile_seconds=sum(p.compile_seconds for p in parts),
         shard=None,
     )
 

@@ -98,6 +98,7 @@ def _result_dict(
         out["measures"] = None
         out["measures_note"] = note
     out["seconds"] = round(result.seconds, 6)
+    out["compile_seconds"] = round(result.compile_seconds, 6)
     return out
 
 
@@ -442,13 +443,19 @@ def _share(part: int, whole: int) -> str:
 
 
 def _print_summary(console: Console, label: str, result: CensusResult, measures, note) -> None:
-    rate = f"{format_rate(result.n_candidates / result.seconds)}; " if result.seconds > 0 else ""
+    scoring = result.seconds - result.compile_seconds  # the rate never counts compiling
+    rate = f"{format_rate(result.n_candidates / scoring)}; " if scoring > 0 else ""
     console.print(
         f"{label}[bold]{result.n_valid:,}[/bold] valid of {result.n_candidates:,} candidates "
         f"({result.settings['criterion']} {result.settings['threshold']:g}, "
         f"{result.settings['ablation']} ablation) in {result.seconds:.2f} s "
         f"({rate}{_share(result.n_bounded, result.n_candidates)} decided by bounds)"
     )
+    if result.compile_seconds >= 0.01:
+        console.print(
+            f"  compiled kernels in {result.compile_seconds:.2f} s (first run only; "
+            "not counted in the rate)"
+        )
     if measures is not None:
         for line in measures.summary_lines():
             console.print(f"  {line}")

@@ -33,6 +33,9 @@ MAX_EXACT_PAIRS = 20_000_000
 SAMPLE_PAIRS = 1_000_000
 #: Rows converted to booleans at a time when counting frequencies.
 _CHUNK = 1 << 16
+#: Up to this many circuits, minimal circuits and pair overlaps are computed with NumPy:
+#: as fast as the compiled kernels there, and nothing to compile on a first run.
+SMALL_SET = 2_000
 
 _M1 = np.uint64(0x5555555555555555)
 _M2 = np.uint64(0x3333333333333333)
@@ -171,7 +174,31 @@ def minimal_circuits(valid: np.ndarray) -> np.ndarray:
     pc = popcount(bits)
     order = np.argsort(pc, kind="stable")
     bits, pc = np.ascontiguousarray(bits[order]), np.ascontiguousarray(pc[order])
-    return sort_circuits(np.unique(bits[_minimal_flags(bits, pc)], axis=0))
+    flags = _minimal_flags_small(bits, pc) if len(bits) <= SMALL_SET else _minimal_flags(bits, pc)
+    return sort_circuits(np.unique(bits[flags], axis=0))
+
+
+def _minimal_flags_small(bits: np.ndarray, pc: np.ndarray) -> np.ndarray:
+    """:func:`_minimal_flags` with NumPy, one popcount at a time (for a few circuits)."""
+    flags = np.zeros(len(bits), dtype=bool)
+    found = bits[:0]
+    for size in np.unique(pc):
+        rows = np.flatnonzero(pc == size)
+        inside = ((found[None, :, :] & ~bits[rows][:, None, :]) == 0).all(axis=2)
+        flags[rows] = ~inside.any(axis=1)
+        found = np.concatenate([found, bits[rows[flags[rows]]]])
+    return flags
+
+
+def _all_pairs_small(bits: np.ndarray, pc: np.ndarray) -> tuple[float, int, int]:
+    """:func:`_all_pairs` with NumPy (for a few circuits)."""
+    ii, jj = np.triu_indices(len(bits), k=1)
+    inter = popcount(bits[ii] & bits[jj])
+    union = pc[ii] + pc[jj] - inter
+    with np.errstate(invalid="ignore", divide="ignore"):
+        jaccard = np.where(union > 0, inter / np.maximum(union, 1), 1.0)
+    nested = (inter == pc[ii]) | (inter == pc[jj])
+    return float(jaccard.sum()), int(nested.sum()), int((inter == 0).sum())
 
 
 @dataclass(frozen=True)
@@ -205,7 +232,8 @@ def pair_overlap(
         return Overlap(0, 0, False, None, None, 0)
     pc = popcount(bits)
     if n_pairs <= max_pairs:
-        jac, nested, disjoint = _all_pairs(bits, pc)
+        pairs = _all_pairs_small if n <= SMALL_SET else _all_pairs
+        jac, nested, disjoint = pairs(bits, pc)
         return Overlap(n_pairs, n_pairs, False, jac / n_pairs, nested / n_pairs, int(disjoint))
     if sample_pairs < 1:
         raise InputError("sample_pairs must be at least 1")

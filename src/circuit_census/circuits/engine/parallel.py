@@ -10,6 +10,7 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
+from numba.core.event import install_timer
 
 from circuit_census.circuits.engine.blocks import Keep, ShardPass, Totals
 from circuit_census.circuits.engine.problem import prepare
@@ -47,12 +48,16 @@ def run(
             progress(state["done"], total)
 
     keep = Keep(options.collect is not False, options.limit_held, sink)
-    return ShardPass(problem, keep).run(options.shard, tick)
+    compiled: list[float] = []
+    with install_timer("numba:compile", compiled.append):
+        totals = ShardPass(problem, keep).run(options.shard, tick)
+    totals.compile_seconds = sum(compiled)
+    return totals
 
 
-def shard_job(args) -> tuple[int, int, int, np.ndarray | None, bool]:
+def shard_job(args) -> tuple[int, int, int, np.ndarray | None, bool, float]:
     """One worker's shard: candidates, valid, decided by bounds, the valid circuits (or
-    ``None``) and whether more were found than it may hold."""
+    ``None``), whether more were found than it may hold, and its seconds compiling."""
     network, x, y, settings, prune, shard, limit_held, n_threads = args
     try:
         import numba
@@ -61,11 +66,13 @@ def shard_job(args) -> tuple[int, int, int, np.ndarray | None, bool]:
     except (ImportError, ValueError):
         pass
     problem = prepare(network, x, y, settings.rule, settings.ablation, prune)
-    totals = ShardPass(problem, Keep(True, limit_held)).run(shard, None)
+    compiled: list[float] = []
+    with install_timer("numba:compile", compiled.append):
+        totals = ShardPass(problem, Keep(True, limit_held)).run(shard, None)
     bits = None
     if not totals.overflow:
         bits = np.concatenate(totals.chunks) if totals.chunks else None
-    return totals.candidates, totals.valid, totals.bounded, bits, totals.overflow
+    return totals.candidates, totals.valid, totals.bounded, bits, totals.overflow, sum(compiled)
 
 
 def run_workers(
@@ -90,7 +97,8 @@ def run_workers(
     totals = Totals()
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        for cand, valid, bounded, bits, overflow in pool.map(shard_job, jobs):
+        for cand, valid, bounded, bits, overflow, compiled in pool.map(shard_job, jobs):
+            totals.compile_seconds = max(totals.compile_seconds, compiled)  # side by side
             totals.candidates += cand
             totals.valid += valid
             totals.bounded += bounded
