@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 
@@ -96,7 +97,8 @@ def run_workers(
     ]
     totals = Totals()
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_leave_sigint)
+    try:
         for cand, valid, bounded, bits, overflow, compiled in pool.map(shard_job, jobs):
             totals.compile_seconds = max(totals.compile_seconds, compiled)  # side by side
             totals.candidates += cand
@@ -111,4 +113,31 @@ def run_workers(
                 totals.chunks = []
             elif bits is not None:
                 totals.hold(bits, limit_held)
+    except BaseException:  # Ctrl-C, or a sink that gave up (a full file): stop at once
+        _stop_pool(pool)
+        raise
+    pool.shutdown(wait=True)
     return totals
+
+
+def _leave_sigint() -> None:
+    """Worker initializer: ignore SIGINT, which a terminal's Ctrl-C sends to every process
+    of the group; the parent alone handles it, and stops the workers."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _stop_pool(pool: ProcessPoolExecutor) -> None:
+    """End a process pool without waiting for its work: cancel what has not started and
+    terminate the workers (they hold no files; their shards are simply lost)."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        try:
+            process.terminate()
+        except (OSError, ValueError, AttributeError):
+            pass
+    for process in processes:
+        try:
+            process.join(timeout=5)
+        except (OSError, ValueError, AttributeError, AssertionError):
+            pass
