@@ -310,8 +310,9 @@ def _census_target(run: _Run, target: int | str | None) -> dict[str, Any]:
                 f"{circuits_path.stem}.output{target}{circuits_path.suffix or '.circuits'}"
             )
         space = CircuitSpace(sizes, run.settings.compat)
+        most = circuits_file_size(space, total, {"output": target if target != "joint" else None})
         limit = run.options.max_file_bytes
-        run.console.print(label + _expected_size_line(space, total, circuits_path, limit))
+        run.console.print(label + _expected_size_line(space, most, total, circuits_path, limit))
     tally = None
     if run.figures is not None:  # counts for the figures, should there be too many to hold
         from circuit_census.measures.tally import SAMPLE_SIZE, CircuitTally
@@ -342,7 +343,7 @@ def _census_target(run: _Run, target: int | str | None) -> dict[str, Any]:
         from circuit_census.measures.figures import write_census_figures
 
         run.written += write_census_figures(result, measures, minimal, run.figures)
-    elif tally is not None and run.figures is not None:
+    elif tally is not None:
         from circuit_census.measures.figures import write_streamed_figures
 
         entry["streamed_counts"] = tally.to_dict()
@@ -365,10 +366,12 @@ def _streamed_figures_line(tally) -> str:
     )
 
 
-def _expected_size_line(space: CircuitSpace, total: int, path: Path, max_bytes: int | None) -> str:
-    """What the circuits file will take: at most one bitset per candidate (how many are
-    valid is known only as the census goes), and where the census would stop."""
-    most = circuits_file_size(space, total, {"output": 0})
+def _expected_size_line(
+    space: CircuitSpace, most: int, total: int, path: Path, max_bytes: int | None
+) -> str:
+    """What the circuits file will take: at most ``most`` bytes, a bitset for each of the
+    ``total`` candidates (how many are valid is known only as the census goes), and where
+    the census would stop."""
     free = free_space(path)
     limit, why = (free, "the free space there")
     if max_bytes is not None and max_bytes <= free:
