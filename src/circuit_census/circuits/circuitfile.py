@@ -96,15 +96,16 @@ class CircuitFileWriter:
             raise
         self._write(blob)
 
-    def _write(self, data: bytes) -> None:
-        """Append ``data``, within the limit; a full disk raises :class:`DiskFull`."""
+    def _write(self, data: bytes, n_circuits: int = 0) -> None:
+        """Append ``data`` (``n_circuits`` bitsets), within the limit; a full disk raises
+        :class:`DiskFull`."""
         if self.size + len(data) > self.limit[0]:
             limit, why = self.limit
             raise InputError(
                 f"the circuits file {self.path.name} would pass {format_size(limit)} "
-                f"({why}) after {self.count:,} valid circuits; the census stopped and "
-                "wrote nothing: raise --max-file-size, free some space, or leave out "
-                "--circuits-file"
+                f"({why}) with {self.count + n_circuits:,} valid circuits found so far; the "
+                "census stopped and wrote nothing: raise --max-file-size, free some space, "
+                "or leave out --circuits-file"
             )
         try:
             self._fh.write(data)
@@ -117,7 +118,7 @@ class CircuitFileWriter:
     def add(self, bits: np.ndarray) -> None:
         """Append ``(n, n_words)`` bitsets."""
         if len(bits):
-            self._write(np.ascontiguousarray(bits, dtype="<u8").tobytes())
+            self._write(np.ascontiguousarray(bits, dtype="<u8").tobytes(), len(bits))
             self.count += len(bits)
 
     def close(self) -> None:
