@@ -92,6 +92,24 @@ def test_circuits_file_holds_every_valid_circuit_and_its_size_is_said_first(file
     assert path.stat().st_size == circuits_file_size(space, expected.n_valid, {"output": None})
 
 
+def test_a_circuits_file_per_output(tmp_path, cli):
+    net = random_network((2, 2, 2), 3)
+    save_model(tmp_path / "m.safetensors", net)
+    x = np.eye(2).repeat(2, 0)
+    save_data(tmp_path / "d.npz", x, np.zeros((4, 2)))
+    path = tmp_path / "c.circuits"
+    code, stdout, err = cli(["census", "--model", str(tmp_path / "m.safetensors"), "--data",
+                             str(tmp_path / "d.npz"), "--threshold", "100", "--joint",
+                             "--circuits-file", str(path), "--quiet"])  # fmt: skip
+    assert code == 0, err
+    for target, name in ((0, "c.output0.circuits"), (1, "c.output1.circuits")):
+        assert f"output {target}: circuits file {tmp_path / name}: at most" in stdout
+        header, bits = read_circuits(tmp_path / name)
+        assert header["output"] == target and len(bits) == CircuitSpace((2, 2, 1)).count()
+    header, bits = read_circuits(tmp_path / "c.outputjoint.circuits")
+    assert header["output"] is None and len(bits) == CircuitSpace((2, 2, 2)).count()
+
+
 @pytest.mark.parametrize(
     "text, n_bytes",
     [("500M", 500 * 10**6), ("2G", 2 * 10**9), ("1.5k", 1500), ("4096", 4096), ("3GB", 3 * 10**9)],

@@ -154,7 +154,8 @@ _CircuitsFile = Annotated[
     typer.Option(
         "--circuits-file",
         help="Stream every valid circuit to this compact file (8 bytes per circuit per 64 "
-        "edges; the expected size is printed first). Per output: NAME.outputK.circuits.",
+        "edges; its largest possible size is printed first). Per output: "
+        "NAME.outputK.circuits.",
     ),
 ]
 _MaxFileSize = Annotated[
