@@ -7,8 +7,10 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import threading
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 
 import numpy as np
 from numba.core.event import install_timer
@@ -99,7 +101,9 @@ def run_workers(
     ctx = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_leave_sigint)
     try:
-        for cand, valid, bounded, bits, overflow, compiled in pool.map(shard_job, jobs):
+        with _workers_starting():  # the workers start here, all at once
+            results = pool.map(shard_job, jobs)
+        for cand, valid, bounded, bits, overflow, compiled in results:
             totals.compile_seconds = max(totals.compile_seconds, compiled)  # side by side
             totals.candidates += cand
             totals.valid += valid
@@ -120,10 +124,40 @@ def run_workers(
     return totals
 
 
+@contextmanager
+def _workers_starting():
+    """Hold a Ctrl-C back while worker processes start, then take it. A worker inherits
+    SIGINT blocked from this thread, so a Ctrl-C while it still imports cannot end it with
+    a traceback before :func:`_leave_sigint` runs; and Python's default handler (which
+    another thread of this process may trip) only notes the signal, so that no start is
+    cut short between launching a worker and handing it its task. A handler of the
+    caller's own (the command line's) is left alone: it defers starts itself."""
+    main = threading.current_thread() is threading.main_thread()
+    defer = main and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    received: list[int] = []
+    if defer:
+        signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    blocked = hasattr(signal, "pthread_sigmask")
+    if blocked:
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        if blocked:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        if defer:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+    if received:
+        raise KeyboardInterrupt
+
+
 def _leave_sigint() -> None:
     """Worker initializer: ignore SIGINT, which a terminal's Ctrl-C sends to every process
-    of the group; the parent alone handles it, and stops the workers."""
+    of the group (then let it through again: one that came while starting is dropped);
+    the parent alone handles it, and stops the workers."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def _stop_pool(pool: ProcessPoolExecutor) -> None:
