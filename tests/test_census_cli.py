@@ -109,17 +109,18 @@ def test_census_resample_ablation_over_every_pair(files, cli):
     }
 
 
-def test_many_valid_circuits_go_to_a_compact_file(files):
-    out = files["dir"] / "many.json"
+def test_many_valid_circuits_go_to_a_compact_file_when_asked(files):
+    out, path = files["dir"] / "many.json", files["dir"] / "all.circuits"
     proc = run("census", "--model", str(files["model"]), "--data", str(files["data"]),
-               "--threshold", "10", "--max-listed", "3",
+               "--threshold", "10", "--max-listed", "3", "--circuits-file", str(path),
                "--output", str(out), "--quiet")  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(out.read_text())
     assert doc["n_valid"] == 15 and doc["n_listed"] == 3 and doc["n_left_out"] == 12
     from circuit_census.circuits.circuitfile import read_circuits
 
-    _, bits = read_circuits(files["dir"] / doc["circuits_file"])
+    assert doc["circuits_file"] == str(path)
+    _, bits = read_circuits(path)
     assert len(bits) == 15
 
 

@@ -149,6 +149,7 @@ def test_sigterm_mid_census_writes_nothing_and_leaves_no_temporary_file(
     out = tmp_path / "out"
     proc = cli_process(
         "census", "--model", str(model), "--data", str(data), "--output", str(out / "c.json"),
+        "--circuits-file", str(out / "c.circuits"), "--max-file-size", "50G",
         "--max-candidates", str(10**11), "--threshold", "0.01", "--workers", workers, "--quiet",
     )  # fmt: skip
     pool: set[int] = set()

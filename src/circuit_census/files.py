@@ -12,6 +12,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from circuit_census.errors import DiskFull, is_disk_full
+
 _TEMPORARIES: set[Path] = set()
 
 
@@ -54,15 +56,38 @@ def remove_temporaries() -> None:
 
 
 def atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` then rename onto ``path``: readers never see half a file."""
+    """Call ``write(tmp_path)`` then rename onto ``path``: readers never see half a file.
+    A full file system raises :class:`DiskFull` naming ``path``, the temporary removed."""
     path = Path(path)
-    fd, tmp = temporary_beside(path)
+    try:
+        fd, tmp = temporary_beside(path)
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise DiskFull(path) from None
+        raise
     os.close(fd)
     try:
         write(tmp)
         os.chmod(tmp, new_file_mode())
         os.replace(tmp, path)
         forget(tmp)
-    except BaseException:
+    except BaseException as exc:
         discard(tmp)
+        if is_disk_full(exc) and not isinstance(exc, DiskFull):
+            raise DiskFull(path) from None
         raise
+
+
+_UNITS = ("kB", "MB", "GB", "TB", "PB", "EB")
+
+
+def format_size(n_bytes: int) -> str:
+    """A size for a person, in decimal units as disks are sold: ``2.1 GB``, ``512 bytes``."""
+    if n_bytes < 1000:
+        return f"{n_bytes:,} byte{'' if n_bytes == 1 else 's'}"
+    value = float(n_bytes)
+    for unit in _UNITS:
+        value /= 1000
+        if value < 999.95 or unit == _UNITS[-1]:
+            return f"{value:,.1f} {unit}"
+    raise AssertionError("unreachable")

@@ -38,6 +38,7 @@ class CensusResult:
     seconds: float = 0.0
     shard: tuple[int, int] | None = None
     n_bounded: int = 0  # candidates decided by bounds on a whole family, not pair by pair
+    compile_seconds: float = 0.0  # of ``seconds``, compiling kernels (first run only)
 
     def edge_masks(self, bits: np.ndarray, full_sizes: Sequence[int] | None = None) -> list:
         """Per-layer 0/1 masks of one circuit; for a per-output census, in the orientation
@@ -77,10 +78,12 @@ def census(
             f"{total:,} candidate circuits exceed the limit of {options.max_candidates:,}; "
             "raise it (--max-candidates) if you mean it"
         )
-    path = options.circuits_file
-    writer = CircuitFileWriter(path, space, {"output": out}) if path else None
+    path, writer = options.circuits_file, None
     try:
-        totals = parallel.run(net, x, y, settings, options, writer.add if writer else None, total)
+        if path:
+            writer = CircuitFileWriter(path, space, {"output": out}, options.max_file_bytes)
+        sinks = [sink for sink in (writer and writer.add, options.stream) if sink is not None]
+        totals = parallel.run(net, x, y, settings, options, _fan_out(sinks), total)
         if writer:
             writer.close()
     except BaseException:
@@ -104,7 +107,20 @@ def census(
         seconds=time.perf_counter() - started,
         shard=options.shard,
         n_bounded=totals.bounded,
+        compile_seconds=totals.compile_seconds,
     )
+
+
+def _fan_out(sinks: list) -> parallel.Sink | None:
+    """One sink handing each block of valid circuits to every one of ``sinks``."""
+    if len(sinks) <= 1:
+        return sinks[0] if sinks else None
+
+    def sink(bits: np.ndarray) -> None:
+        for each in sinks:
+            each(bits)
+
+    return sink
 
 
 def _settings_record(
@@ -143,6 +159,7 @@ def combine_results(parts: Sequence[CensusResult]) -> CensusResult:
         n_bounded=sum(p.n_bounded for p in parts),
         valid=valid,
         seconds=sum(p.seconds for p in parts),
+        compile_seconds=sum(p.compile_seconds for p in parts),
         shard=None,
     )
 

@@ -86,14 +86,18 @@ class RunOptions:
 
     ``collect``: keep the valid circuits in memory (``True``), not at all (``False``), or up
     to that many (an int; the result's ``valid`` is ``None`` if more were found).
-    ``circuits_file``: stream every valid circuit to a compact file (see ``circuitfile``).
+    ``circuits_file``: stream every valid circuit to a compact file (see ``circuitfile``);
+    ``max_file_bytes``: stop the census (``InputError``, no file) if that file would pass
+    this size (``None``: no limit but the free space of its file system).
     ``shard=(i, n)``: only shard ``i`` of ``n`` (``combine_results`` joins shards).
     ``workers``: local processes sharing the shards. ``device``: ``"cpu"`` (compiled
     kernels) or a PyTorch device such as ``"cuda"``; ``backend="torch"`` forces the PyTorch
     pair scorer on the CPU too (decisions are float64 either way). ``prune``: decide whole
     families of circuits by interval bounds where they agree (``False`` scores every pair,
     for checking). ``max_candidates``: refuse a larger census (``None``: no limit).
-    ``progress(done, total)`` is called as candidates are scored.
+    ``progress(done, total)`` is called as candidates are scored. ``stream(bits)`` is
+    handed every valid circuit, in blocks of ``(n, n_words)`` bitsets as they are found
+    (for counts over more circuits than can be held; see ``measures.tally``).
     """
 
     workers: int = 1
@@ -102,9 +106,11 @@ class RunOptions:
     shard: tuple[int, int] | None = None
     collect: bool | int = True
     circuits_file: Path | None = None
+    max_file_bytes: int | None = None
     max_candidates: int | None = DEFAULT_MAX_CANDIDATES
     prune: bool = True
     progress: Callable[[int, int], None] | None = None
+    stream: Callable[[np.ndarray], None] | None = None
 
     def __post_init__(self) -> None:
         if self.shard is not None:
@@ -119,6 +125,8 @@ class RunOptions:
             )
         if self.use_torch and self.workers > 1:
             raise InputError("--workers splits CPU work; use one worker with a GPU device")
+        if self.max_file_bytes is not None and self.max_file_bytes < 0:
+            raise InputError("the circuits file's size limit must be non-negative")
         if self.collect is not True and self.collect is not False and int(self.collect) <= 0:
             object.__setattr__(self, "collect", False)  # holding at most none is not holding
 

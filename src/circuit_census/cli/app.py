@@ -31,7 +31,7 @@ from circuit_census.cli import (
     tasks_cmd,
     train_cmd,
 )
-from circuit_census.errors import InputError
+from circuit_census.errors import DiskFull, InputError, is_disk_full
 
 
 def _flags_show_no_type() -> None:
@@ -54,7 +54,8 @@ app = typer.Typer(
     name="circuit-census",
     help=(
         "Exact circuit censuses of small MLPs trained on Boolean tasks.\n\n"
-        "Bad input: one line on stderr, exit code 2. Ctrl-C or SIGTERM stops any command "
+        "Bad input: one line on stderr, exit code 2; a full disk: one line, exit code 1, "
+        "no partial file. Ctrl-C or SIGTERM stops any command "
         "cleanly (no partial files; a study keeps its stored rows and resumes when run "
         "again) with exit code 130 or 143; a second Ctrl-C stops at once."
     ),
@@ -195,6 +196,13 @@ def _command_name(argv: list[str] | None) -> str:
     return next((a for a in args if not a.startswith("-")), "")
 
 
+def disk_full_message(exc: BaseException) -> str:
+    """One line for a write that found no room (``exc``: see ``is_disk_full``)."""
+    where = exc.path if isinstance(exc, DiskFull) else getattr(exc, "filename", None)
+    what = str(DiskFull(where)) if where else "no space left on the device"
+    return f"{what}; no partial file was left: free some space and run the command again"
+
+
 def fail(message: str) -> None:
     """Print one line on stderr and exit with code 2."""
     sys.stderr.write(f"error: {message}\n")
@@ -235,7 +243,8 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _run(argv: list[str] | None):
-    """The app's result; user errors become one line and exit code 2."""
+    """The app's result; user errors become one line and exit code 2, a full disk one
+    line and exit code 1."""
     try:
         return app(args=argv, standalone_mode=False)
     except InputError as exc:
@@ -246,3 +255,8 @@ def _run(argv: list[str] | None):
         fail(" ".join(exc.format_message().split()))
     except _EXITS as exc:
         raise SystemExit(getattr(exc, "exit_code", 0)) from None
+    except Exception as exc:
+        if not is_disk_full(exc):
+            raise
+        sys.stderr.write(f"error: {disk_full_message(exc)}\n")
+        raise SystemExit(1) from None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -14,11 +15,12 @@ import typer
 from rich.console import Console
 
 from circuit_census.circuits.census import CensusResult, census
+from circuit_census.circuits.circuitfile import circuits_file_size, free_space
 from circuit_census.circuits.settings import DEFAULT_MAX_CANDIDATES, CensusSettings, RunOptions
 from circuit_census.circuits.space import CircuitSpace
 from circuit_census.cli.progress import census_progress, format_duration, format_rate, show_bar
 from circuit_census.errors import InputError
-from circuit_census.files import atomic_write
+from circuit_census.files import atomic_write, format_size
 from circuit_census.network import Network, check_inputs
 from circuit_census.training.modelfiles import load_data, load_model
 
@@ -27,6 +29,17 @@ from circuit_census.training.modelfiles import load_data, load_model
 ESTIMATED_RATE = 5e7
 DEFAULT_MAX_LISTED = 10_000
 DEFAULT_MAX_MEASURED = 5_000_000
+DEFAULT_MAX_FILE_SIZE = "1G"
+_SIZE_UNITS = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
+
+
+def parse_size(text: str, flag: str = "--max-file-size") -> int:
+    """Bytes of a size written like ``500M``, ``2G``, ``1.5T`` or ``4096`` (decimal units,
+    as :func:`format_size` prints them; a trailing ``B`` is allowed)."""
+    found = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]*)?)\s*([KMGT]?)B?\s*", text, re.IGNORECASE)
+    if not found:
+        raise InputError(f"{flag} must be a size like 500M or 2G, got {text!r}")
+    return int(float(found.group(1)) * _SIZE_UNITS[found.group(2).upper()])
 
 
 def estimate_seconds(n_candidates: int) -> float:
@@ -54,6 +67,8 @@ def _result_dict(
     circuits_file: Path | None,
     note: str | None,
 ) -> dict[str, Any]:
+    """The JSON entry of one census: counts, up to ``max_listed`` valid circuits (how many
+    were left out, and where they all are), minimal circuits and measures."""
     listed = (
         []
         if result.valid is None
@@ -66,8 +81,10 @@ def _result_dict(
         "valid_circuits": listed,
         "n_listed": len(listed),
         "n_left_out": result.n_valid - len(listed),
-        "circuits_file": None if circuits_file is None else circuits_file.name,
+        "circuits_file": None if circuits_file is None else str(circuits_file),
     }
+    if out["n_left_out"] and circuits_file is None:
+        out["left_out_note"] = _left_out_note(result, len(listed), max_listed)
     if result.output is not None:
         out = {"output": result.output, **out}
     if measures is not None:
@@ -81,6 +98,7 @@ def _result_dict(
         out["measures"] = None
         out["measures_note"] = note
     out["seconds"] = round(result.seconds, 6)
+    out["compile_seconds"] = round(result.compile_seconds, 6)
     return out
 
 
@@ -137,7 +155,25 @@ _MaxListed = Annotated[
     int,
     typer.Option(
         "--max-listed",
-        help="Most circuits listed in the JSON; the rest go to a .circuits file beside it.",
+        help="Most valid circuits listed in the JSON (the rest are counted; --circuits-file "
+        "keeps them all).",
+    ),
+]
+_CircuitsFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--circuits-file",
+        help="Stream every valid circuit to this compact file (8 bytes per circuit per 64 "
+        "edges; its largest possible size is printed first). Per output: "
+        "NAME.outputK.circuits.",
+    ),
+]
+_MaxFileSize = Annotated[
+    str,
+    typer.Option(
+        "--max-file-size",
+        help="Stop (exit 2, nothing written) if the circuits file would pass this size "
+        "(500M, 2G, ...), or the free space on its disk.",
     ),
 ]
 _MaxMeasured = Annotated[
@@ -154,7 +190,11 @@ _Device = Annotated[
 ]
 _Figures = Annotated[
     Path | None,
-    typer.Option("--figures", help="Write circuit figures (PNG and SVG) into this folder."),
+    typer.Option(
+        "--figures",
+        help="Write circuit figures (PNG and SVG) into this folder; past --max-measured, "
+        "sizes and frequencies are counted exactly and circuits drawn from a sample.",
+    ),
 ]
 _Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
 
@@ -176,6 +216,8 @@ def census_command(
     workers: _Workers = 1,
     device: _Device = "cpu",
     figures: _Figures = None,
+    circuits_file: _CircuitsFile = None,
+    max_file_size: _MaxFileSize = DEFAULT_MAX_FILE_SIZE,
     quiet: _Quiet = False,
     resample_pairs: _ResamplePairs = "seeded",
     resample_seed: _ResampleSeed = 0,
@@ -185,15 +227,30 @@ def census_command(
         raise InputError("--max-listed and --max-measured must be non-negative")
     settings = CensusSettings(criterion, threshold, ablation, compat, resample_pairs, resample_seed)
     run_options = RunOptions(
-        workers=workers, device=device, collect=max_measured, max_candidates=max_candidates
+        workers=workers,
+        device=device,
+        collect=max_measured,
+        max_candidates=max_candidates,
+        max_file_bytes=parse_size(max_file_size),
     )
-    if output is not None and output.exists() and output.is_dir():
-        raise InputError(f"--output {output} is a folder; give a file name")
+    for flag, path in (("--output", output), ("--circuits-file", circuits_file)):
+        if path is not None and path.exists() and path.is_dir():
+            raise InputError(f"{flag} {path} is a folder; give a file name")
     network, _ = load_model(model, activation, output_activation)
     x, y = load_data(data, need_y=settings.rule.needs_targets)
     check_inputs(network, x, y)
     run = _Run(
-        network, x, y, settings, run_options, output, figures, quiet, max_listed, max_measured
+        network,
+        x,
+        y,
+        settings,
+        run_options,
+        output,
+        figures,
+        circuits_file,
+        quiet,
+        max_listed,
+        max_measured,
     )
     m = network.sizes[-1]
     targets: list[int | str | None] = [None] if m == 1 else list(range(m))
@@ -226,6 +283,7 @@ class _Run:
     options: RunOptions
     output: Path | None
     figures: Path | None
+    circuits_file: Path | None
     quiet: bool
     max_listed: int
     max_measured: int
@@ -258,28 +316,103 @@ def _census_target(run: _Run, target: int | str | None) -> dict[str, Any]:
             "usually far less"
         )
     circuits_path = None
-    if run.output is not None:
-        suffix = "" if target is None else f".output{target}"
-        circuits_path = run.output.with_name(run.output.stem + suffix + ".circuits")
+    if run.circuits_file is not None:
+        circuits_path = run.circuits_file
+        if target is not None:
+            circuits_path = circuits_path.with_name(
+                f"{circuits_path.stem}.output{target}{circuits_path.suffix or '.circuits'}"
+            )
+        space = CircuitSpace(sizes, run.settings.compat)
+        most = circuits_file_size(space, total, {"output": target if target != "joint" else None})
+        limit = run.options.max_file_bytes
+        run.console.print(label + _expected_size_line(space, most, total, circuits_path, limit))
+    tally = None
+    if run.figures is not None:  # counts for the figures, should there be too many to hold
+        from circuit_census.measures.tally import SAMPLE_SIZE, CircuitTally
+
+        space = CircuitSpace(sizes, run.settings.compat)
+        tally = CircuitTally(space, sample_size=min(SAMPLE_SIZE, run.max_measured))
     with census_progress(run.show and estimate_seconds(total) > 1.0, total, label) as tick:
-        options = replace(run.options, circuits_file=circuits_path, progress=tick)
+        options = replace(
+            run.options,
+            circuits_file=circuits_path,
+            progress=tick,
+            stream=None if tally is None else tally.add,
+        )
         result = census(run.network, run.x, run.y, run.settings, options, output=target)
     if circuits_path is not None:
-        if result.n_valid <= run.max_listed and result.valid is not None:
-            circuits_path.unlink(missing_ok=True)
-            circuits_path = None
-        else:
-            run.written.append(circuits_path)
-    measures, minimal, note = _measures(result, run.max_measured)
+        run.written.append(circuits_path)
+        if not run.quiet:
+            run.console.print(
+                f"{label}wrote {result.n_valid:,} valid circuits to {circuits_path} "
+                f"({format_size(circuits_path.stat().st_size)})"
+            )
+    from numba.core.event import install_timer
+
+    compiled: list[float] = []  # the measures' kernels, on a first run
+    with install_timer("numba:compile", compiled.append):
+        measures, minimal, note = _measures(result, run.max_measured)
     entry = _result_dict(
         result, run.network.sizes, run.max_listed, measures, minimal, circuits_path, note
     )
-    _print_summary(run.console, label, result, measures, note)
+    _print_summary(run.console, label, result, measures, note, sum(compiled))
     if run.figures is not None and measures is not None:
         from circuit_census.measures.figures import write_census_figures
 
         run.written += write_census_figures(result, measures, minimal, run.figures)
+    elif tally is not None:
+        from circuit_census.measures.figures import write_streamed_figures
+
+        entry["streamed_counts"] = tally.to_dict()
+        run.written += write_streamed_figures(result, tally, run.figures)
+        run.console.print(f"  {label}{_streamed_figures_line(tally)}")
     return entry
+
+
+def _streamed_figures_line(tally) -> str:
+    """What the figures of a census too large to hold show, and from what."""
+    n_sample = min(tally.sample_size, tally.n_valid)
+    drawn = (
+        f"minimal circuits drawn from a uniform sample of {n_sample:,} (seed {tally.seed})"
+        if n_sample
+        else "no circuit drawings (--max-measured 0 holds no sample)"
+    )
+    return (
+        f"figures: sizes and edge and node frequencies counted exactly over all "
+        f"{tally.n_valid:,} valid circuits; {drawn}"
+    )
+
+
+def _expected_size_line(
+    space: CircuitSpace, most: int, total: int, path: Path, max_bytes: int | None
+) -> str:
+    """What the circuits file will take: at most ``most`` bytes, a bitset for each of the
+    ``total`` candidates (how many are valid is known only as the census goes), and where
+    the census would stop."""
+    free = free_space(path)
+    limit, why = (free, "the free space there")
+    if max_bytes is not None and max_bytes <= free:
+        limit, why = (max_bytes, "--max-file-size")
+    line = (
+        f"circuits file {path}: at most {format_size(most)} "
+        f"({8 * space.n_words} bytes per valid circuit, {total:,} candidates)"
+    )
+    if most > limit:
+        line += f"; the census stops, writing nothing, if it passes {format_size(limit)} ({why})"
+    return line
+
+
+def _left_out_note(result: CensusResult, n_listed: int, max_listed: int) -> str:
+    """Why some valid circuits are not in the JSON, and how to keep them all."""
+    why = (
+        f"--max-listed {max_listed:,}"
+        if result.valid is not None
+        else "too many to hold (--max-measured)"
+    )
+    return (
+        f"{result.n_valid - n_listed:,} of {result.n_valid:,} valid circuits are not listed "
+        f"({why}); --circuits-file PATH keeps them all"
+    )
 
 
 def _measures(result: CensusResult, max_measured: int):
@@ -330,14 +463,24 @@ def _share(part: int, whole: int) -> str:
     return f"{min(max(100 * part / whole, 0.1), 99.9):.1f}%"
 
 
-def _print_summary(console: Console, label: str, result: CensusResult, measures, note) -> None:
-    rate = f"{format_rate(result.n_candidates / result.seconds)}; " if result.seconds > 0 else ""
+def _print_summary(
+    console: Console, label: str, result: CensusResult, measures, note, compiled: float = 0.0
+) -> None:
+    """The census in a line or two; ``compiled``: seconds compiling the measures' kernels,
+    said with the census's own (neither is counted in the rate)."""
+    scoring = result.seconds - result.compile_seconds  # the rate never counts compiling
+    rate = f"{format_rate(result.n_candidates / scoring)}; " if scoring > 0 else ""
     console.print(
         f"{label}[bold]{result.n_valid:,}[/bold] valid of {result.n_candidates:,} candidates "
         f"({result.settings['criterion']} {result.settings['threshold']:g}, "
         f"{result.settings['ablation']} ablation) in {result.seconds:.2f} s "
         f"({rate}{_share(result.n_bounded, result.n_candidates)} decided by bounds)"
     )
+    if result.compile_seconds + compiled >= 0.01:
+        console.print(
+            f"  compiled kernels in {result.compile_seconds + compiled:.2f} s (first run "
+            "only; not counted in the rate)"
+        )
     if measures is not None:
         for line in measures.summary_lines():
             console.print(f"  {line}")

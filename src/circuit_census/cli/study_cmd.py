@@ -12,7 +12,7 @@ from typing import Any
 import typer
 
 from circuit_census.cli.progress import show_bar, study_progress
-from circuit_census.errors import InputError
+from circuit_census.errors import DiskFull, InputError
 
 study_app = typer.Typer(
     help="Run studies described by sweep files (TOML), or print a built-in one.",
@@ -71,6 +71,9 @@ def _run_study(sweep, out: Path, workers: int | None, scheduler: str | None, qui
         with study_progress(show_bar(quiet, sys.stderr)) as progress:
             return run_study(sweep, out, workers=workers, scheduler=scheduler, progress=progress)
     except WorkerLost as exc:
+        sys.stderr.write(f"error: {exc}; {_kept_rows(sweep, out)}\n")
+        raise SystemExit(1) from None
+    except DiskFull as exc:  # the store rolled the row back: every stored row is whole
         sys.stderr.write(f"error: {exc}; {_kept_rows(sweep, out)}\n")
         raise SystemExit(1) from None
     except (Exception, SystemExit):

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from circuit_census.errors import InputError
+from circuit_census.errors import DiskFull, InputError, is_disk_full
 from circuit_census.experiments.rows import (
     BOOL_COLUMNS,
     COLUMN_NAMES,
@@ -131,6 +131,8 @@ class Store:
                     )
             version = self.meta("schema")
         except sqlite3.OperationalError as exc:
+            if is_disk_full(exc):
+                raise DiskFull(path) from None
             raise InputError(f"cannot open the results store {path}: {exc}") from None
         except sqlite3.DatabaseError as exc:
             raise InputError(f"{path} is not a circuit-census results store ({exc})") from None
@@ -150,14 +152,21 @@ class Store:
 
     @contextmanager
     def _transaction(self):
-        self._con.execute("BEGIN IMMEDIATE")
+        """All or nothing: a failed statement or COMMIT (a full disk too) rolls back, and
+        a full disk raises :class:`DiskFull`."""
         try:
-            yield
-        except BaseException:
-            self._con.execute("ROLLBACK")
+            self._con.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+                self._con.execute("COMMIT")
+            except BaseException:
+                if self._con.in_transaction:
+                    self._con.execute("ROLLBACK")
+                raise
+        except sqlite3.OperationalError as exc:
+            if is_disk_full(exc):
+                raise DiskFull(self.path) from None
             raise
-        else:
-            self._con.execute("COMMIT")
 
     def close(self) -> None:
         self._con.close()

@@ -25,6 +25,7 @@ from circuit_census.measures.uniqueness import Measures
 
 if TYPE_CHECKING:  # pragma: no cover
     from circuit_census.circuits.census import CensusResult
+    from circuit_census.measures.tally import CircuitTally
 
 from circuit_census.measures.drawing import (
     FIGURE_DPI,
@@ -91,6 +92,22 @@ def plot_frequency_heatmap(
     Left, the nodes laid out like the network (one column per layer, inputs left); then
     one heat map per weight layer ``W_l`` (receivers down, senders across), each cell
     annotated with its fraction. Grey cells: undefined (no valid circuits)."""
+    return plot_frequencies(
+        measures.edge_frequency, measures.node_frequency, measures.n_valid, space, output=output
+    )
+
+
+def plot_frequencies(
+    edge_frequency: list[np.ndarray],
+    node_frequency: list[np.ndarray],
+    n_valid: int,
+    space: CircuitSpace,
+    *,
+    output: int | None = None,
+    how: str = "",
+) -> Figure:
+    """The heat maps of :func:`plot_frequency_heatmap` from the frequencies themselves
+    (``how``: a note for the title, such as how they were counted)."""
     sizes = space.sizes
     n_layers = space.n_layers
     norm = Normalize(0.0, 1.0)
@@ -100,7 +117,7 @@ def plot_frequency_heatmap(
     node_present = np.zeros_like(node_vals, dtype=bool)
     names: list[list[str | None]] = [[None] * (n_layers + 1) for _ in range(rows)]
     for layer, n in enumerate(sizes):
-        node_vals[:n, layer] = np.asarray(measures.node_frequency[layer], dtype=float)
+        node_vals[:n, layer] = np.asarray(node_frequency[layer], dtype=float)
         node_present[:n, layer] = True
         for i in range(n):
             names[i][layer] = node_label(layer, i, n_layers, output)
@@ -121,7 +138,7 @@ def plot_frequency_heatmap(
     ax.tick_params(length=0)
     for layer in range(n_layers):
         ax = axes[layer + 1]
-        freq = np.asarray(measures.edge_frequency[layer], dtype=float)
+        freq = np.asarray(edge_frequency[layer], dtype=float)
         _heat(ax, freq, np.ones(freq.shape, dtype=bool), norm)
         _annotate(ax, freq, norm, size=7.5)
         senders = [node_label(layer, i, n_layers, output) for i in range(sizes[layer])]
@@ -136,8 +153,8 @@ def plot_frequency_heatmap(
     bar.set_label("fraction of valid circuits", fontsize=8)
     bar.ax.tick_params(labelsize=7)
     fig.suptitle(
-        f"node and edge frequency across {measures.n_valid:,} valid "
-        f"{'circuit' if measures.n_valid == 1 else 'circuits'}",
+        f"node and edge frequency across {n_valid:,} valid "
+        f"{'circuit' if n_valid == 1 else 'circuits'}{how}",
         fontsize=11,
     )
     return fig
@@ -157,14 +174,30 @@ def plot_size_distribution(
     if minimal is not None:
         msizes = popcount(np.asarray(minimal, dtype=np.uint64).reshape(-1, space.n_words))
         min_counts = np.bincount(msizes, minlength=space.n_edges + 1)
+    n_min = "" if minimal is None else f", {int(np.asarray(minimal).shape[0]):,} minimal"
+    title = title or f"valid circuits by size ({int(sizes.size):,} valid{n_min})"
+    return plot_size_counts(counts, space, min_counts=min_counts, title=title)
+
+
+def plot_size_counts(
+    counts: np.ndarray,
+    space: CircuitSpace,
+    *,
+    min_counts: np.ndarray | None = None,
+    title: str = "valid circuits by size",
+) -> Figure:
+    """Number of valid circuits by size from the counts themselves (``counts[k]``: valid
+    circuits with ``k`` edges), minimal circuits' counts marked when given."""
+    counts = np.asarray(counts)
+    present = np.flatnonzero(counts)
     fig = Figure(figsize=(max(6.0, 0.28 * space.n_edges + 2.5), 4.0), layout="constrained")
     ax = fig.add_subplot()
     ks = np.arange(space.n_edges + 1)
-    if sizes.size == 0:
+    if present.size == 0:
         ax.text(0.5, 0.5, "no valid circuits", ha="center", va="center", transform=ax.transAxes)
         lo, hi = 0, space.n_edges
     else:
-        lo, hi = int(sizes.min()), int(sizes.max())
+        lo, hi = int(present[0]), int(present[-1])
         ax.bar(ks, counts, width=0.8, color="#6c8ebf", label="valid circuits", zorder=2)
         if min_counts is not None and min_counts.any():
             ax.bar(
@@ -203,8 +236,7 @@ def plot_size_distribution(
     ax.set_axisbelow(True)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
-    n_min = "" if minimal is None else f", {int(np.asarray(minimal).shape[0]):,} minimal"
-    ax.set_title(title or f"valid circuits by size ({int(sizes.size):,} valid{n_min})")
+    ax.set_title(title)
     return fig
 
 
@@ -244,41 +276,96 @@ def write_census_figures(
     """Write every figure of a census into ``out_dir`` and return the files written:
     ``circuit`` (the first minimal circuit on the network; the full network when nothing
     is valid), ``minimal_circuits``, ``frequency`` and ``sizes``, each as PNG and SVG,
-    prefixed ``output{k}_`` for a per-output census."""
+    prefixed ``output{k}_`` for a per-output census. All or nothing: interrupted or
+    failing, it removes the figures it wrote."""
     if result.valid is None:
         raise InputError("census figures need the valid circuits; the census did not keep them")
-    space, network, output = result.space, result.network, result.output
-    prefix = f"output{output}_" if output is not None else ""
+    space, output = result.space, result.output
     where = f" (output y{output})" if output is not None else ""
     minimal = np.asarray(minimal, dtype=np.uint64).reshape(-1, space.n_words)
+    figures = _circuit_figures(result, minimal, max_panels, "")
+    figures["frequency"] = plot_frequency_heatmap(measures, space, output=output)
+    figures["sizes"] = plot_size_distribution(
+        result.valid,
+        space,
+        minimal=minimal,
+        title=f"valid circuits by size{where}: {measures.n_valid:,} valid, "
+        f"{measures.n_minimal:,} minimal",
+    )
+    return save_figures(figures, out_dir, _prefix(result))
+
+
+def write_streamed_figures(
+    result: CensusResult, tally: CircuitTally, out_dir: Path | str, *, max_panels: int = 12
+) -> list[Path]:
+    """The figures of :func:`write_census_figures` for a census with too many valid
+    circuits to hold: ``frequency`` and ``sizes`` exact, from the counts ``tally`` took as
+    the census streamed; ``circuit`` and ``minimal_circuits`` from its uniform sample,
+    their titles saying so (minimal within the sample; none when the sample is empty)."""
+    space, output = result.space, result.output
+    where = f" (output y{output})" if output is not None else ""
+    figures: dict[str, Figure] = {}
+    sample = tally.sample
+    if len(sample):
+        from circuit_census.measures.uniqueness import minimal_circuits
+
+        of = f"a sample of {len(sample):,} of {tally.n_valid:,} valid circuits"
+        figures = _circuit_figures(result, minimal_circuits(sample), max_panels, of)
+    figures["frequency"] = plot_frequencies(
+        tally.edge_frequency,
+        tally.node_frequency,
+        tally.n_valid,
+        space,
+        output=output,
+        how=" (counted exactly as the census streamed)",
+    )
+    figures["sizes"] = plot_size_counts(
+        tally.size_counts,
+        space,
+        title=f"valid circuits by size{where}: {tally.n_valid:,} valid (exact counts)",
+    )
+    return save_figures(figures, out_dir, _prefix(result))
+
+
+def _prefix(result: CensusResult) -> str:
+    return f"output{result.output}_" if result.output is not None else ""
+
+
+def _circuit_figures(
+    result: CensusResult, minimal: np.ndarray, max_panels: int, sample: str
+) -> dict[str, Figure]:
+    """``circuit`` and ``minimal_circuits`` of ``minimal`` (minimal among ``sample``, a
+    description of a sample of the valid circuits, when not empty)."""
+    space, network, output = result.space, result.network, result.output
+    where = f" (output y{output})" if output is not None else ""
+    within = f" within {sample}" if sample else ""
     if minimal.shape[0]:
         masks = space.bits_to_masks(minimal[0])
         caption = circuit_caption([m.astype(bool) for m in masks], network.sizes)
-        title = f"smallest minimal circuit{where}: {caption}"
+        title = f"smallest minimal circuit{within}{where}: {caption}"
     else:
         masks = [np.ones(shape, dtype=np.uint8) for shape in space.layer_shapes]
         title = f"no valid circuit{where}: the full network"
-    figures = [
-        ("circuit", plot_circuit(network, masks, space, title=title, output=output)),
-        (
-            "minimal_circuits",
-            plot_minimal_grid(network, minimal, space, max_panels=max_panels, output=output),
-        ),
-        ("frequency", plot_frequency_heatmap(measures, space, output=output)),
-        (
-            "sizes",
-            plot_size_distribution(
-                result.valid,
-                space,
-                minimal=minimal,
-                title=f"valid circuits by size{where}: {measures.n_valid:,} valid, "
-                f"{measures.n_minimal:,} minimal",
-            ),
-        ),
-    ]
+    grid = plot_minimal_grid(network, minimal, space, max_panels=max_panels, output=output)
+    if sample:
+        grid.suptitle(f"{grid.get_suptitle()} within {sample}", fontsize=10)
+    return {
+        "circuit": plot_circuit(network, masks, space, title=title, output=output),
+        "minimal_circuits": grid,
+    }
+
+
+def save_figures(figures: dict[str, Figure], out_dir: Path | str, prefix: str = "") -> list[Path]:
+    """Save each figure as ``PREFIX + NAME`` (:func:`save_figure`); all or nothing: on any
+    error or interrupt the figures already saved are removed again."""
     paths: list[Path] = []
-    for name, fig in figures:
-        paths += save_figure(fig, out_dir, prefix + name)
+    try:
+        for name, fig in figures.items():
+            paths += save_figure(fig, out_dir, prefix + name)
+    except BaseException:
+        for path in paths:
+            path.unlink(missing_ok=True)
+        raise
     return paths
 
 
@@ -287,9 +374,13 @@ __all__ = [
     "draw_circuit",
     "node_label",
     "plot_circuit",
+    "plot_frequencies",
     "plot_frequency_heatmap",
     "plot_minimal_grid",
+    "plot_size_counts",
     "plot_size_distribution",
     "save_figure",
+    "save_figures",
     "write_census_figures",
+    "write_streamed_figures",
 ]

@@ -33,6 +33,9 @@ MAX_EXACT_PAIRS = 20_000_000
 SAMPLE_PAIRS = 1_000_000
 #: Rows converted to booleans at a time when counting frequencies.
 _CHUNK = 1 << 16
+#: Up to this many circuits, minimal circuits and pair overlaps are computed with NumPy:
+#: as fast as the compiled kernels there, and nothing to compile on a first run.
+SMALL_SET = 2_000
 
 _M1 = np.uint64(0x5555555555555555)
 _M2 = np.uint64(0x3333333333333333)
@@ -171,7 +174,31 @@ def minimal_circuits(valid: np.ndarray) -> np.ndarray:
     pc = popcount(bits)
     order = np.argsort(pc, kind="stable")
     bits, pc = np.ascontiguousarray(bits[order]), np.ascontiguousarray(pc[order])
-    return sort_circuits(np.unique(bits[_minimal_flags(bits, pc)], axis=0))
+    flags = _minimal_flags_small(bits, pc) if len(bits) <= SMALL_SET else _minimal_flags(bits, pc)
+    return sort_circuits(np.unique(bits[flags], axis=0))
+
+
+def _minimal_flags_small(bits: np.ndarray, pc: np.ndarray) -> np.ndarray:
+    """:func:`_minimal_flags` with NumPy, one popcount at a time (for a few circuits)."""
+    flags = np.zeros(len(bits), dtype=bool)
+    found = bits[:0]
+    for size in np.unique(pc):
+        rows = np.flatnonzero(pc == size)
+        inside = ((found[None, :, :] & ~bits[rows][:, None, :]) == 0).all(axis=2)
+        flags[rows] = ~inside.any(axis=1)
+        found = np.concatenate([found, bits[rows[flags[rows]]]])
+    return flags
+
+
+def _all_pairs_small(bits: np.ndarray, pc: np.ndarray) -> tuple[float, int, int]:
+    """:func:`_all_pairs` with NumPy (for a few circuits)."""
+    ii, jj = np.triu_indices(len(bits), k=1)
+    inter = popcount(bits[ii] & bits[jj])
+    union = pc[ii] + pc[jj] - inter
+    with np.errstate(invalid="ignore", divide="ignore"):
+        jaccard = np.where(union > 0, inter / np.maximum(union, 1), 1.0)
+    nested = (inter == pc[ii]) | (inter == pc[jj])
+    return float(jaccard.sum()), int(nested.sum()), int((inter == 0).sum())
 
 
 @dataclass(frozen=True)
@@ -205,7 +232,8 @@ def pair_overlap(
         return Overlap(0, 0, False, None, None, 0)
     pc = popcount(bits)
     if n_pairs <= max_pairs:
-        jac, nested, disjoint = _all_pairs(bits, pc)
+        pairs = _all_pairs_small if n <= SMALL_SET else _all_pairs
+        jac, nested, disjoint = pairs(bits, pc)
         return Overlap(n_pairs, n_pairs, False, jac / n_pairs, nested / n_pairs, int(disjoint))
     if sample_pairs < 1:
         raise InputError("sample_pairs must be at least 1")
@@ -231,6 +259,22 @@ def frequencies(
     inputs first) across the rows of ``valid``, and each row's node count (nodes touched by
     its edges). Frequencies are NaN when there are no rows."""
     bits = _check_bits(valid, space)
+    edge_counts, node_counts, n_nodes = frequency_counts(bits, space)
+    n = bits.shape[0]
+    return as_frequencies(edge_counts, n), as_frequencies(node_counts, n), n_nodes
+
+
+def as_frequencies(counts: list[np.ndarray], n: int) -> list[np.ndarray]:
+    """Counts over ``n`` circuits as fractions (NaN when ``n`` is 0)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return [c / n if n else np.full(c.shape, np.nan) for c in counts]
+
+
+def frequency_counts(
+    bits: np.ndarray, space: CircuitSpace
+) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
+    """How many rows of ``bits`` hold each edge (per layer) and touch each node (per
+    layer, inputs first), and each row's node count; checked ``(n, n_words)`` uint64."""
     n = bits.shape[0]
     offs = space.edge_offsets
     shapes = space.layer_shapes
@@ -252,16 +296,13 @@ def frequencies(
                 touched |= masks[layer].any(axis=1)
             node_counts[layer] += touched.sum(axis=0)
             n_nodes[start : start + flags.shape[0]] += touched.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        edge_freq = [c / n if n else np.full(c.shape, np.nan) for c in edge_counts]
-        node_freq = [c / n if n else np.full(c.shape, np.nan) for c in node_counts]
-    return edge_freq, node_freq, n_nodes
+    return edge_counts, node_counts, n_nodes
 
 
 # --------------------------------------------------------------------------- measures
 
 
-def _matrix_to_list(a: np.ndarray) -> list:
+def matrix_to_list(a: np.ndarray) -> list:
     """A float array as nested lists, NaN as None (JSON has no NaN)."""
     return np.where(np.isnan(a), None, a).tolist() if a.size else a.tolist()
 
@@ -312,8 +353,8 @@ class Measures:
             "min_edges": self.min_edges,
             "min_nodes": self.min_nodes,
             "size_counts": list(self.size_counts),
-            "edge_frequency": [_matrix_to_list(m) for m in self.edge_frequency],
-            "node_frequency": [_matrix_to_list(v) for v in self.node_frequency],
+            "edge_frequency": [matrix_to_list(m) for m in self.edge_frequency],
+            "node_frequency": [matrix_to_list(v) for v in self.node_frequency],
             "seed": self.seed,
         }
 

@@ -26,6 +26,7 @@ class Totals:
     held: int = 0
     overflow: bool = False
     bounded: int = 0  # candidates decided by bounds on a whole family at once
+    compile_seconds: float = 0.0  # spent compiling kernels (a first run, empty cache)
 
     def hold(self, bits: np.ndarray, limit_held: int | None) -> None:
         """Keep ``bits`` in memory, or give up holding once more than ``limit_held``."""

@@ -40,7 +40,7 @@ VALUE_SLACK = 1e-12
 DECISION_SLACK = 1e-9
 
 
-@njit(inline="always", cache=True)
+@njit(cache=True)
 def activate(z: float, act: int) -> float:
     if act == RELU:
         return z if z > 0.0 else 0.0
@@ -72,7 +72,7 @@ def activation_table(act: int) -> np.ndarray:
     return table
 
 
-@njit(inline="always", cache=True)
+@njit(cache=True)
 def activation_bounds(z: float, act: int, table) -> tuple:
     """A lower and an upper bound of ``activate(z, act)``, widened by the value slack:
     interpolated from the table for tanh and sigmoid (no transcendental function; both
@@ -96,7 +96,7 @@ def activation_bounds(z: float, act: int, table) -> tuple:
     return lo - VALUE_SLACK * (1.0 + abs(lo)), hi + VALUE_SLACK * (1.0 + abs(hi))
 
 
-@njit(inline="always", cache=True)
+@njit(cache=True)
 def squared_error_bounds(f_lo: float, f_hi: float, t: float) -> tuple:
     """Least and largest ``(f - t)^2`` over ``f`` in ``[f_lo, f_hi]`` (without branches)."""
     off = abs(0.5 * (f_lo + f_hi) - t)
@@ -179,7 +179,7 @@ def _score_pairs_general(u, v, pairs: Admissible, block: Block, rule: Rule):
 TILE = 1024  # columns of half B whose partial cross sums one thread keeps
 
 
-@njit(inline="always", cache=True)
+@njit(cache=True)
 def squared_error(terms: PairTerms, outer: OuterTerms, a: int, b: int, act: int, budget: float):
     """Weighted squared error of pair (a, b) summed term by term (decisive order),
     stopping once it reaches ``budget``."""
@@ -194,7 +194,7 @@ def squared_error(terms: PairTerms, outer: OuterTerms, a: int, b: int, act: int,
     return total
 
 
-@njit(inline="always", cache=True)
+@njit(cache=True)
 def tabulated_verdict(z_row, terms: PairTerms, b: int, act: int, table, budget: float) -> int:
     """Pair (a, b)'s verdict from the tabulated bounds of its outputs, term by term
     (``z_row``: half A's row ``a`` plus the constant terms): -1 invalid (stops as soon as
@@ -338,7 +338,7 @@ def count_candidates(pairs: Admissible, count_b):
     return total
 
 
-@njit(inline="always", cache=True)
+@njit(cache=True)
 def _reads_right(f_lo: float, f_hi: float, bit: float, criterion: int) -> tuple:
     """Whether every output in ``[f_lo, f_hi]`` reads as ``bit`` (first), or none does."""
     if criterion == ACCURACY:  # reads 1 when output >= 0.5
@@ -399,6 +399,14 @@ def interval_decision(z, lo, hi, pad, rule: Rule) -> int:
 
 
 @njit(cache=True)
+def _add_into(out, a, b) -> None:
+    """``out[:] = a + b``, element by element: an array expression would compile Numba's
+    broadcasting (seconds on a first run) for what is one loop."""
+    for k in range(out.shape[0]):
+        out[k] = a[k] + b[k]
+
+
+@njit(cache=True)
 def branch_and_bound(tree: Tree, base, lo: int, hi: int, leaf: int, rule: Rule, state):
     """Branch and bound over the combinations ``lo <= c < hi`` of ``tree``.
 
@@ -416,7 +424,8 @@ def branch_and_bound(tree: Tree, base, lo: int, hi: int, leaf: int, rule: Rule, 
     for d in range(n_units - 1, -1, -1):
         size[d] = size[d + 1] * radix[d]
     z = np.empty((n_units + 1, base.shape[0]))
-    z[0] = base
+    for k in range(base.shape[0]):
+        z[0, k] = base[k]
     digit = np.zeros(n_units, np.int64)
     depth, start = 0, 0
     while True:
@@ -426,10 +435,11 @@ def branch_and_bound(tree: Tree, base, lo: int, hi: int, leaf: int, rule: Rule, 
                 z[depth], tree.rest_lo[depth], tree.rest_hi[depth], tree.pad, rule
             )
             if decision != 0 or size[depth] <= leaf:
-                state[first - lo : last - lo] = decision
+                for c in range(first - lo, last - lo):
+                    state[c] = decision
             else:  # split: first child
                 digit[depth] = 0
-                z[depth + 1] = z[depth] + options[offset[depth]]
+                _add_into(z[depth + 1], z[depth], options[offset[depth]])
                 depth += 1
                 continue
         # next sibling, climbing while the last one is done
@@ -438,7 +448,7 @@ def branch_and_bound(tree: Tree, base, lo: int, hi: int, leaf: int, rule: Rule, 
             digit[d] += 1
             start += size[depth]
             if digit[d] < radix[d] and start < hi:
-                z[depth] = z[d] + options[offset[d] + digit[d]]
+                _add_into(z[depth], z[d], options[offset[d] + digit[d]])
                 break
             start -= digit[d] * size[depth]
             depth -= 1
@@ -455,7 +465,9 @@ def branch_and_bound_rows(tree: Tree, base, rows, leaf: int, rule: Rule, block: 
     n_b = pair_state.shape[1]
     for r in prange(rows.shape[0]):
         if row_verdict[r] == 0:
-            branch_and_bound(tree, base + rows[r], 0, n_b, leaf, rule, pair_state[r])
+            row_base = np.empty(base.shape[0])
+            _add_into(row_base, base, rows[r])
+            branch_and_bound(tree, row_base, 0, n_b, leaf, rule, pair_state[r])
 
 
 # Each pair kernel in a threaded and a serial build: starting threads costs more than

@@ -66,13 +66,21 @@ class Problem:
         per_term = self.criterion_code == MSE
         return Rule(
             activation=code,
-            table=kernels.activation_table(code),
+            table=_bounds_table(code),
             criterion=self.criterion_code,
             budget=self.budget,
             n_out=self.n_out,
             target=self.reference.reshape(-1),
             weight=np.repeat(self.weight, self.n_out) if per_term else self.weight,
         )
+
+
+def _bounds_table(code: int) -> np.ndarray:
+    """The table the kernels read to bound an output activation: only tanh and sigmoid
+    are tabulated (the others are never looked up, and their table is not compiled)."""
+    if code in (kernels.TANH, kernels.SIGMOID):
+        return kernels.activation_table(code)
+    return np.zeros(2)
 
 
 def prepare(
