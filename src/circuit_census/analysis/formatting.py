@@ -19,15 +19,14 @@ def _missing(v: object) -> bool:
 
 
 def fmt_num(v: float | int | None) -> str:
-    """``12,345`` (whole), ``16.5``, ``0.235``, ``0.6``, ``12,300`` (12,345.6), ``1.23e-05``."""
+    """``12,345`` (whole), ``16.5``, ``0.235``, ``0.6``, ``12,300`` (12,345.6),
+    ``0.000797``, ``1.23e-05``."""
     if _missing(v):
         return MISSING
     v = float(v)  # type: ignore[arg-type]
     if v == int(v) and abs(v) < 1e15:
         return f"{int(v):,}".replace("-", MINUS)
     rounded = float(f"{v:.3g}")
-    if abs(rounded) < 1e-3:
-        return f"{v:.2e}".replace("-", MINUS)
     if rounded == int(rounded):
         return f"{int(rounded):,}".replace("-", MINUS)
     return f"{rounded:.3g}".replace("-", MINUS)

@@ -401,11 +401,8 @@ def _level_table(s: SeriesStats) -> Table:
         numeric.insert(1, False)
     rows = []
     for lv in s.levels:
-        ident = (
-            f"{fmt_num(lv.identifiable_fraction)} {fmt_fraction_ci(*lv.identifiable_ci)}"
-            if lv.n_converged
-            else "–"
-        )
+        ci = fmt_fraction_ci(*lv.identifiable_ci)
+        ident = fmt_num(lv.identifiable_fraction) + (f" {ci}" if ci != "–" else "")
         row = [
             lv.label,
             f"{fmt_num(lv.n_converged)} / {fmt_num(lv.n_models)}",

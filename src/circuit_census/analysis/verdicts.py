@@ -175,7 +175,7 @@ def study_verdicts(
     finding number), p-values Holm-adjusted over the whole table. Experiments that
     declare no finding get no verdict."""
     out: list[VerdictRow] = []
-    for experiment, number in findings.items():
+    for experiment, number in sorted(findings.items(), key=lambda kv: kv[1]):
         finding = FINDINGS[number]
         mine = [s for s in stats if s.experiment == experiment and not s.categorical]
         for s in mine:
