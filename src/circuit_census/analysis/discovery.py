@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from circuit_census.analysis.rows import as_float, is_included
 
@@ -132,7 +133,8 @@ def faithfulness_figure(rows: Sequence[Mapping[str, object]]) -> Figure:
         ax.set_xlabel("k: top-ranked edges kept")
         ax.set_ylabel("share of models whose top-k circuit is valid")
         ax.set_title(f"{label} ({len(next(iter(curves[label].values())))} models)")
-        ax.legend(fontsize=8, frameon=False, loc="lower right")
+        ax.legend(fontsize=8, frameon=False, loc="upper left")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(color="#e5e5e5", linewidth=0.6)
     fig.suptitle("Faithfulness of edge rankings (EAP, EAP-IG) against the census's ground truth")
     return fig
