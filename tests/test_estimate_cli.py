@@ -230,3 +230,15 @@ def test_progress_bar_counts_exactly_past_2_63():
     progress.update(task, completed=2**63 + 1)
     shown = str(_CountColumn().render(progress.tasks[0]))
     assert shown == "9,223,372,036,854,775,809/18,446,744,073,709,551,615"
+
+
+def test_an_estimate_reports_progress_as_it_draws_and_judges():
+    from circuit_census.circuits.estimate import estimate_census
+
+    net = random_network((2, 3, 1), 2)
+    calls: list[tuple[int, int]] = []
+    found = estimate_census(
+        net, CORNERS, None, CensusSettings(), 600, 4, lambda d, n: calls.append((d, n))
+    )
+    assert calls == [(256, 600), (512, 600), (600, 600)]  # drawing and judging, block by block
+    assert found.n_sampled == 600

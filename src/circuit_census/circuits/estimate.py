@@ -23,7 +23,7 @@ from scipy import stats
 
 from circuit_census.circuits.ablation import evaluate_circuit
 from circuit_census.circuits.engine.problem import select_output
-from circuit_census.circuits.sampling import sample_circuits
+from circuit_census.circuits.sampling import sample_blocks
 from circuit_census.circuits.settings import CensusSettings
 from circuit_census.circuits.space import CircuitSpace
 from circuit_census.errors import InputError
@@ -98,11 +98,12 @@ def estimate_census(
         raise InputError(f"--estimate needs at least one circuit to draw, got {n}")
     network, x, y, _ = select_output(network, x, y, output, settings.rule)
     space = CircuitSpace(network.sizes, settings.compat)
-    bits = sample_circuits(space, n, seed=seed)
-    valid = 0
-    for i, row in enumerate(bits):
-        valid += evaluate_circuit(network, space.bits_to_masks(row), x, y, settings).valid
-        if progress is not None and ((i + 1) % 256 == 0 or i + 1 == n):
-            progress(i + 1, n)
+    valid = done = 0
+    for bits in sample_blocks(space, n, seed=seed):  # the draws of sample_circuits
+        for row in bits:
+            valid += evaluate_circuit(network, space.bits_to_masks(row), x, y, settings).valid
+        done += len(bits)
+        if progress is not None:
+            progress(done, n)
     low, high = wilson(valid, n)
     return CensusEstimate(space.count(), n, valid, seed, valid / n, low, high)
