@@ -99,14 +99,14 @@ def census(
     return CensusResult(
         space=space,
         network=net,
-        n_candidates=totals.candidates,
-        n_valid=totals.valid,
+        n_candidates=int(totals.candidates),  # Python ints: exact at any size, and JSON
+        n_valid=int(totals.valid),
         valid=valid,
         settings=_settings_record(settings, options, output, out, x),
         output=out,
         seconds=time.perf_counter() - started,
         shard=options.shard,
-        n_bounded=totals.bounded,
+        n_bounded=int(totals.bounded),
         compile_seconds=totals.compile_seconds,
     )
 

@@ -5,18 +5,25 @@ uniformly from the admissible space (:mod:`circuit_census.circuits.sampling`), j
 one exactly (one forward pass of its ablated model, as :func:`evaluate_circuit` does), and
 reports the valid fraction with a 95% Wilson interval, and the number of valid circuits as
 that fraction of the exact number of candidates. It is an estimate and says so.
+
+Counts stay exact Python integers at any size: the estimated number of valid circuits is
+the sampled fraction times the candidates, rounded to a whole circuit, and its interval is
+rounded outwards (floats would overflow past 10^308 candidates).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
+from math import ceil, floor
 
 import numpy as np
 from scipy import stats
 
 from circuit_census.circuits.ablation import evaluate_circuit
-from circuit_census.circuits.sampling import sample_circuits
+from circuit_census.circuits.engine.problem import select_output
+from circuit_census.circuits.sampling import sample_blocks
 from circuit_census.circuits.settings import CensusSettings
 from circuit_census.circuits.space import CircuitSpace
 from circuit_census.errors import InputError
@@ -38,13 +45,17 @@ class CensusEstimate:
     fraction_high: float
 
     @property
-    def n_valid(self) -> float:
-        """The estimated number of valid circuits."""
-        return self.valid_fraction * self.n_candidates
+    def n_valid(self) -> int:
+        """The estimated number of valid circuits (to the nearest circuit, exactly)."""
+        return round(Fraction(self.n_valid_sampled, self.n_sampled) * self.n_candidates)
 
     @property
-    def n_valid_interval(self) -> tuple[float, float]:
-        return (self.fraction_low * self.n_candidates, self.fraction_high * self.n_candidates)
+    def n_valid_interval(self) -> tuple[int, int]:
+        """The 95% interval of the number of valid circuits, rounded outwards."""
+        return (
+            floor(Fraction(self.fraction_low) * self.n_candidates),
+            ceil(Fraction(self.fraction_high) * self.n_candidates),
+        )
 
     def to_dict(self) -> dict[str, object]:
         low, high = self.n_valid_interval
@@ -77,17 +88,22 @@ def estimate_census(
     n: int,
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
+    *,
+    output: int | str | None = None,
 ) -> CensusEstimate:
     """Estimate the valid fraction and count of ``network``'s circuits from ``n`` uniform
-    draws, each judged exactly; ``progress(done, n)`` after each block of draws."""
+    draws, each judged exactly; ``progress(done, n)`` after each block of draws.
+    ``output``: one output of a multi-output model, or ``"joint"``, as for ``census``."""
     if n < 1:
         raise InputError(f"--estimate needs at least one circuit to draw, got {n}")
+    network, x, y, _ = select_output(network, x, y, output, settings.rule)
     space = CircuitSpace(network.sizes, settings.compat)
-    bits = sample_circuits(space, n, seed=seed)
-    valid = 0
-    for i, row in enumerate(bits):
-        valid += evaluate_circuit(network, space.bits_to_masks(row), x, y, settings).valid
-        if progress is not None and ((i + 1) % 256 == 0 or i + 1 == n):
-            progress(i + 1, n)
+    valid = done = 0
+    for bits in sample_blocks(space, n, seed=seed):  # the draws of sample_circuits
+        for row in bits:
+            valid += evaluate_circuit(network, space.bits_to_masks(row), x, y, settings).valid
+        done += len(bits)
+        if progress is not None:
+            progress(done, n)
     low, high = wilson(valid, n)
     return CensusEstimate(space.count(), n, valid, seed, valid / n, low, high)

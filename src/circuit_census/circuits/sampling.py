@@ -13,6 +13,7 @@ rejected (uniform over what remains).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import cache
 from math import comb
 
@@ -103,19 +104,30 @@ def _forward_ways(space: CircuitSpace) -> list[dict[int, int]]:
 def sample_circuits(space: CircuitSpace, n: int, seed: int = 0) -> np.ndarray:
     """``n`` circuits drawn uniformly (with replacement) from the admissible circuits, as
     an ``(n, n_words)`` bitset array; the same seed gives the same circuits."""
+    blocks = list(sample_blocks(space, n, seed))
+    return np.concatenate(blocks) if blocks else np.zeros((0, space.n_words), dtype=np.uint64)
+
+
+def sample_blocks(
+    space: CircuitSpace, n: int, seed: int = 0, block: int = 256
+) -> Iterator[np.ndarray]:
+    """The circuits of :func:`sample_circuits` (the same ones, in the same order), as
+    successive bitset arrays of at most ``block`` rows, so that a caller can judge them
+    and report progress as they come."""
     rng = np.random.default_rng(seed)
     tables = _forward_ways(space)
     inputs_covered = space.compat == "meloux2025"
-    out = np.zeros((n, space.n_edges), dtype=bool)
-    drawn = 0
-    while drawn < n:
-        masks = _draw_masks(space, tables, inputs_covered, rng)
-        hidden_all = all(masks[layer].any(axis=1).all() for layer in range(space.n_layers - 1))
-        if space.compat == "meloux2025" and space.n_layers > 1 and hidden_all:
-            continue  # the mode leaves these out: reject, uniform over the rest
-        out[drawn] = np.concatenate([m.reshape(-1) for m in masks])
-        drawn += 1
-    return bools_to_bits(out, space.n_words)
+    for start in range(0, n, block):
+        out = np.zeros((min(block, n - start), space.n_edges), dtype=bool)
+        drawn = 0
+        while drawn < len(out):
+            masks = _draw_masks(space, tables, inputs_covered, rng)
+            hidden_all = all(masks[layer].any(axis=1).all() for layer in range(space.n_layers - 1))
+            if space.compat == "meloux2025" and space.n_layers > 1 and hidden_all:
+                continue  # the mode leaves these out: reject, uniform over the rest
+            out[drawn] = np.concatenate([m.reshape(-1) for m in masks])
+            drawn += 1
+        yield bools_to_bits(out, space.n_words)
 
 
 def _draw_masks(

@@ -6,6 +6,7 @@ import json
 import math
 import re
 import sys
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Any
@@ -197,6 +198,26 @@ _Figures = Annotated[
     ),
 ]
 _Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+_Estimate = Annotated[
+    int | None,
+    typer.Option(
+        "--estimate",
+        help="Estimate instead of a census: draw N circuits uniformly from the admissible "
+        "space, judge each exactly, and report the valid fraction and count with a 95% "
+        "Wilson interval (for networks past the exact frontier; no circuits are listed).",
+    ),
+]
+_EstimateSeed = Annotated[
+    int, typer.Option("--estimate-seed", help="--estimate: seed of the uniform draws.")
+]
+_MaxSeconds = Annotated[
+    float | None,
+    typer.Option(
+        "--max-seconds",
+        help="Refuse (exit 2) a census predicted to take longer, as count predicts it "
+        "(every pair scored: an upper estimate), offering --estimate instead. Default: off.",
+    ),
+]
 
 
 def census_command(
@@ -221,10 +242,15 @@ def census_command(
     quiet: _Quiet = False,
     resample_pairs: _ResamplePairs = "seeded",
     resample_seed: _ResampleSeed = 0,
+    estimate: _Estimate = None,
+    estimate_seed: _EstimateSeed = 0,
+    max_seconds: _MaxSeconds = None,
 ) -> None:
-    """Take the exact census of every admissible circuit of a model."""
+    """Take the exact census of every admissible circuit of a model (or, with --estimate,
+    estimate it from circuits drawn uniformly)."""
     if max_listed < 0 or max_measured < 0:
         raise InputError("--max-listed and --max-measured must be non-negative")
+    _check_estimate_flags(estimate, estimate_seed, max_seconds, circuits_file)
     settings = CensusSettings(criterion, threshold, ablation, compat, resample_pairs, resample_seed)
     run_options = RunOptions(
         workers=workers,
@@ -251,15 +277,25 @@ def census_command(
         quiet,
         max_listed,
         max_measured,
+        max_seconds,
     )
     m = network.sizes[-1]
     targets: list[int | str | None] = [None] if m == 1 else list(range(m))
     if joint and m > 1:
         targets.append("joint")
     try:
-        entries = [_census_target(run, target) for target in targets]
+        if estimate is not None:
+            if figures is not None and not quiet:
+                run.console.print("figures: not applicable to an estimate (it lists no circuits)")
+            entries = [_estimate_target(run, t, estimate, estimate_seed) for t in targets]
+        else:
+            for target in targets:  # refuse before any census starts, not after the first
+                _check_census_size(run, target)
+            entries = [_census_target(run, target) for target in targets]
         if output is not None:
             doc = _document(entries, targets, network, model, data, settings, len(x))
+            if estimate is not None:
+                doc = {"estimate": True, **doc}
             text = json.dumps(doc, indent=1, allow_nan=False)
             atomic_write(output, lambda tmp: tmp.write_text(text))
             run.written.append(output)
@@ -287,6 +323,7 @@ class _Run:
     quiet: bool
     max_listed: int
     max_measured: int
+    max_seconds: float | None = None
     console: Console = field(default_factory=lambda: Console(highlight=False, soft_wrap=True))
     written: list[Path] = field(default_factory=list)
 
@@ -296,19 +333,122 @@ class _Run:
         return show_bar(self.quiet, sys.stderr)
 
 
+# How many draws a refusal suggests: a valid fraction's 95% interval then spans at most
+# about +-0.01 (1/sqrt(n)), in a few seconds to minutes.
+SUGGESTED_DRAWS = 10_000
+_OFFER_ESTIMATE = (
+    f"add --estimate {SUGGESTED_DRAWS} to estimate it from {SUGGESTED_DRAWS:,} uniform draws "
+    "instead"
+)
+
+
+def _check_estimate_flags(
+    estimate: int | None, seed: int, max_seconds: float | None, circuits_file: Path | None
+) -> None:
+    """The flags of an estimate (and ``--max-seconds``), checked once as they come in."""
+    if estimate is not None and estimate < 1:
+        raise InputError(f"--estimate must be at least 1 (circuits to draw), got {estimate}")
+    if seed < 0:
+        raise InputError(f"--estimate-seed must be a non-negative integer, got {seed}")
+    if max_seconds is not None and not max_seconds > 0:
+        raise InputError(f"--max-seconds must be positive, got {max_seconds:g}")
+    if estimate is not None and circuits_file is not None:
+        raise InputError(
+            "--circuits-file keeps the valid circuits of a census; an estimate (--estimate) "
+            "lists none: leave out one of them"
+        )
+
+
+def _target_sizes(network: Network, target: int | str | None) -> tuple[int, ...]:
+    """The layer sizes a census of ``target`` looks at (one output: the rest dropped)."""
+    return network.sizes if target in (None, "joint") else network.sizes[:-1] + (1,)
+
+
+def _label(target: int | str | None) -> str:
+    return "" if target is None else "joint: " if target == "joint" else f"output {target}: "
+
+
+def _check_census_size(run: _Run, target: int | str | None) -> None:
+    """Refuse, in one line that offers ``--estimate``, a census with more candidates than
+    ``--max-candidates`` or predicted (as ``count`` predicts it) to pass ``--max-seconds``."""
+    sizes = _target_sizes(run.network, target)
+    total = CircuitSpace(sizes, run.settings.compat).count()
+    label, arch = _label(target), "-".join(map(str, sizes))
+    seconds = estimate_seconds(total)
+    max_candidates = run.options.max_candidates
+    if max_candidates is not None and total > max_candidates:
+        raise InputError(
+            f"{label}{total:,} candidate circuits exceed --max-candidates {max_candidates:,} "
+            f"(a census of {arch} would take {format_duration(seconds)} if every pair is "
+            f"scored); {_OFFER_ESTIMATE}, or raise --max-candidates to take it anyway"
+        )
+    if run.max_seconds is not None and seconds > run.max_seconds:
+        raise InputError(
+            f"{label}a census of {arch} ({total:,} candidates) would take "
+            f"{format_duration(seconds)} if every pair is scored (over --max-seconds "
+            f"{run.max_seconds:g}); {_OFFER_ESTIMATE}"
+        )
+
+
+def _estimate_target(run: _Run, target: int | str | None, n: int, seed: int) -> dict[str, Any]:
+    """The estimate of one output's census from ``n`` uniform draws, printed and returned
+    as its JSON entry."""
+    from circuit_census.circuits.estimate import estimate_census
+
+    sizes = _target_sizes(run.network, target)
+    label = _label(target)
+    if not run.quiet:
+        total = CircuitSpace(sizes, run.settings.compat).count()
+        run.console.print(
+            f"{label}{total:,} candidate circuits of {'-'.join(map(str, sizes))}; estimating "
+            f"from {n:,} uniform draws (seed {seed}), each judged exactly"
+        )
+    started = time.perf_counter()
+    with census_progress(run.show, n, label or "estimate: ", unit="draws") as tick:
+        found = estimate_census(
+            run.network, run.x, run.y, run.settings, n, seed, tick, output=target
+        )
+    seconds = time.perf_counter() - started
+    run.console.print(label + estimate_summary(found, seconds))
+    entry: dict[str, Any] = {**found.to_dict(), "seconds": round(seconds, 6)}
+    if target is not None:
+        entry = {"output": None if target == "joint" else target, **entry}
+    return entry
+
+
+def format_count_estimate(value: int) -> str:
+    """An estimated count for a person: exact below a million (``12,345``), else three
+    significant figures as a power of ten (``1.23e9``), at any size."""
+    if value < 10**6:
+        return f"{value:,}"
+    digits = len(str(value))
+    lead = round(value / 10 ** (digits - 3))  # int / int: correctly rounded at any size
+    if lead >= 1000:  # rounding carried into another digit
+        lead, digits = lead // 10, digits + 1
+    mantissa = f"{lead / 100:.2f}".rstrip("0").rstrip(".")
+    return f"{mantissa}e{digits - 1}"
+
+
+def estimate_summary(found, seconds: float) -> str:
+    """An estimate in one line, marked as one: the valid count and fraction with their
+    95% intervals, and what they come from."""
+    low, high = found.n_valid_interval
+    return (
+        f"[bold]estimated[/bold] valid circuits: about {format_count_estimate(found.n_valid)} "
+        f"(95% CI {format_count_estimate(low)} to {format_count_estimate(high)}) of "
+        f"{found.n_candidates:,} candidates, valid fraction {found.valid_fraction:.3g} "
+        f"[{found.fraction_low:.3g}, {found.fraction_high:.3g}] from {found.n_sampled:,} "
+        f"uniform draws ({found.n_valid_sampled:,} valid, seed {found.seed}) in "
+        f"{seconds:.2f} s; an estimate, not a census"
+    )
+
+
 def _census_target(run: _Run, target: int | str | None) -> dict[str, Any]:
     """The census of one output (``None``: the only one; ``"joint"``: all at once), printed
     and returned as its JSON entry."""
-    sizes = run.network.sizes if target in (None, "joint") else run.network.sizes[:-1] + (1,)
+    sizes = _target_sizes(run.network, target)
     total = CircuitSpace(sizes, run.settings.compat).count()
-    label = "" if target is None else f"output {target}: " if target != "joint" else "joint: "
-    max_candidates = run.options.max_candidates
-    if total > max_candidates:
-        raise InputError(
-            f"{label}{total:,} candidate circuits exceed --max-candidates {max_candidates:,} "
-            f"(a census would take {format_duration(estimate_seconds(total))} if every pair "
-            "is scored; raise --max-candidates to take it anyway)"
-        )
+    label = _label(target)
     if not run.quiet:
         run.console.print(
             f"{label}{total:,} candidate circuits of {'-'.join(map(str, sizes))}; "
@@ -517,7 +657,8 @@ def count_command(
     what = "" if outputs == 1 else "jointly" if joint else f"per output (x{outputs:,})"
     refused = (
         f"; a census would be refused above {DEFAULT_MAX_CANDIDATES:,} candidates unless "
-        "--max-candidates is raised"
+        f"--max-candidates is raised; --estimate {SUGGESTED_DRAWS} estimates it from "
+        f"{SUGGESTED_DRAWS:,} uniform draws instead"
         if n > DEFAULT_MAX_CANDIDATES
         else ""
     )

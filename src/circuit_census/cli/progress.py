@@ -104,14 +104,15 @@ def show_bar(quiet: bool, stream: TextIO) -> bool:
     return not quiet and stream.isatty()
 
 
-def make_progress(transient: bool = True) -> Progress:
-    """A bar over candidates on stderr, one line on an 80-column terminal: ``done/total``
-    with thousands separators, the rate (candidates/s) and the ETA derived from it."""
+def make_progress(transient: bool = True, unit: str = "candidates") -> Progress:
+    """A bar over candidates (or another ``unit``) on stderr, one line on an 80-column
+    terminal: ``done/total`` with thousands separators, exact at any size (Python ints,
+    never floats), the rate (candidates/s) and the ETA derived from it."""
     return Progress(
         TextColumn("[progress.description]{task.description}", table_column=Column(no_wrap=True)),
         BarColumn(bar_width=12),
         _CountColumn(),
-        _RateColumn("candidates"),
+        _RateColumn(unit),
         TextColumn("eta"),
         TimeRemainingColumn(),
         console=Console(stderr=True),
@@ -121,13 +122,14 @@ def make_progress(transient: bool = True) -> Progress:
 
 @contextmanager
 def census_progress(
-    show: bool, total: int, label: str = ""
+    show: bool, total: int, label: str = "", unit: str = "candidates"
 ) -> Iterator[Callable[[int, int], None] | None]:
-    """Yield a ``tick(done, total)`` callback driving a bar over candidates, or None."""
+    """Yield a ``tick(done, total)`` callback driving a bar over candidates (or circuits
+    drawn, for an estimate: ``unit``), or None."""
     if not show:
         yield None
         return
-    with make_progress() as progress:
+    with make_progress(unit=unit) as progress:
         task = progress.add_task(label.rstrip(": ") or "census", total=total)
 
         def tick(done: int, total_now: int) -> None:

@@ -14,6 +14,7 @@ flagged as such (``pairs_estimated``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 import numba
@@ -248,7 +249,7 @@ def pair_overlap(
         True,
         jac / sample_pairs,
         nested / sample_pairs,
-        int(round(disjoint / sample_pairs * n_pairs)),
+        round(Fraction(int(disjoint), sample_pairs) * n_pairs),  # exact at any size
     )
 
 
