@@ -217,7 +217,7 @@ def _write_parquet(path: Path, columns: list[str], table: list[dict]) -> None:
 
 def reproduce(
     quick: bool = typer.Option(
-        False, "--quick", help="Fewer seeds and levels, same pipeline (about 2 minutes)."
+        False, "--quick", help="Fewer seeds and levels, same pipeline (under 2 minutes)."
     ),
     out: Path = typer.Option(DEFAULT_REPRODUCE_DIR, "--out", "-o", help="Study directory."),
     workers: int | None = typer.Option(None, "--workers", "-j", help=_WORKERS_HELP),
