@@ -192,3 +192,16 @@ def test_family_counts_past_two_to_the_64_are_exact(sizes):
     total = family_count(tuple(sizes), False, root.shape(problem))
     assert total == CircuitSpace(sizes).count()
     assert sizes != (2, 8, 8, 1) or total == 118_530_511_097_526_559_703_295
+
+
+def test_holding_no_circuits_counts_them_all_and_holds_none():
+    """``collect=0`` (the command line's ``--max-measured 0``) lists nothing, so the
+    compiled kernels count it, and the result says the valid circuits were not held."""
+    rng = np.random.default_rng(41)
+    net = random_network(rng, (2, 3, 2, 1), "relu", "identity")
+    x, y = xor_like_data(rng, 2, 1)
+    settings = CensusSettings(threshold=_threshold(net, x, "mse"))
+    n_ref, valid_ref = reference_census(net, x, y, "zero", "mse", settings.threshold)
+    none_held = census(net, x, y, settings, RunOptions(collect=0))
+    assert (none_held.n_candidates, none_held.n_valid) == (n_ref, len(valid_ref))
+    assert len(valid_ref) > 0 and none_held.valid is None

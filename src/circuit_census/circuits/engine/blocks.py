@@ -94,6 +94,8 @@ class ShardPass:
                 done = self.score_unit(unit)
             if progress is not None:
                 progress(done)
+        if self.keep.collect and self.keep.limit_held == 0 and self.totals.valid:
+            self.totals.overflow = True  # more valid circuits than the none it may hold
         return self.totals
 
     def score_unit(self, unit: WorkUnit) -> int:
@@ -145,8 +147,10 @@ class ShardPass:
         return decided.count
 
     def wants_pairs(self) -> bool:
-        """Whether valid pairs must be listed (streamed, or held while holding)."""
-        return self.keep.sink is not None or (self.keep.collect and not self.totals.overflow)
+        """Whether valid pairs must be listed (streamed, or held while holding; holding
+        none at all lists nothing)."""
+        holding = self.keep.collect and self.keep.limit_held != 0 and not self.totals.overflow
+        return self.keep.sink is not None or holding
 
     def score_block(self, work: PrefixWork, outer: Outer, a0: int, a1: int) -> int:
         """Count the candidates among rows ``a0 <= a < a1`` of half A (with all of half B),

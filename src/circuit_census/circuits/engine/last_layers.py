@@ -68,6 +68,19 @@ def _mid_shape(problem: Problem, family: Family, key: tuple[int, ...]) -> Family
     )
 
 
+def _same_values(values: np.ndarray) -> np.ndarray:
+    """``(n2, S)``: for each mid node and option, the first option of that node with the
+    same values at every point, kept alike: the last layer cannot tell them apart, so one
+    scoring stands for every configuration that differs only there."""
+    n2, n_opts = values.shape[:2]
+    same = np.zeros((n2, n_opts), dtype=np.int64)
+    for i in range(n2):
+        first: dict[bytes, int] = {}
+        for s in range(1, n_opts):
+            same[i, s] = first.setdefault(values[i, s].tobytes(), s)
+    return same
+
+
 def census_last_layers(problem: Problem, family: Family) -> Counts | None:
     """Candidates, valid circuits and those decided by bounds among the members of
     ``family`` (a base: every layer before the last two hidden ones fixed), or ``None``
@@ -112,10 +125,16 @@ def census_last_layers(problem: Problem, family: Family) -> Counts | None:
     last_tally = np.zeros((groups, 2, n2 + 1, n2 + 1, m + 1, n1 + 1, 2), dtype=np.int64)
     leaves = np.zeros((groups, 2), dtype=np.int64)
     configs = np.empty((n_opts ** (n2 - 1), n2), dtype=np.int64)
+    same = _same_values(np.stack(choices.values))
+    held: list[np.ndarray] = []
     for first in range(n_opts):
         n_open = mid_families(two, first, problem.rule, must_cover, mid_tally, configs)
-        if n_open:
-            last_layers(two, configs, n_open, problem.rule, last_tally, leaves)
+        held.append(same[np.arange(n2), configs[:n_open]])
+        if sum(len(h) for h in held) >= MAX_OPEN or first == n_opts - 1:
+            distinct, times = np.unique(np.concatenate(held), axis=0, return_counts=True)
+            held = []
+            if len(distinct):
+                last_layers(two, distinct, times.astype(np.int64), problem.rule, last_tally, leaves)
     counts = Counts()
     for key in zip(*np.nonzero(mid_tally)):
         verdict, shape = key[0], _mid_shape(problem, family, tuple(int(k) for k in key[1:]))

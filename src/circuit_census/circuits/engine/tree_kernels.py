@@ -182,11 +182,11 @@ def exact_verdict(z, rule: Rule) -> bool:
 
 
 @njit(cache=True)
-def _last_layer(tl: TwoLayers, digits, rule: Rule, tally, leaves) -> None:
-    """Branch and bound over the last hidden layer for one mid configuration ``digits``:
-    decided families to ``tally[verdict, a2, uncovered_in, uncovered_out, free,
-    all_kept]``; single circuits judged exactly, ``leaves[0]`` candidates, ``leaves[1]``
-    valid."""
+def _last_layer(tl: TwoLayers, digits, times: int, rule: Rule, tally, leaves) -> None:
+    """Branch and bound over the last hidden layer for one mid configuration ``digits``
+    (standing for ``times`` configurations with the same values): decided families to
+    ``tally[verdict, a2, uncovered_in, uncovered_out, free, all_kept]``; single circuits
+    judged exactly, ``leaves[0]`` candidates, ``leaves[1]`` valid."""
     n2, n1, m = tl.mid_values.shape[0], tl.w_last.shape[0], tl.w_out.shape[0]
     n_points = tl.free_lo.shape[0]
     n_terms = n_points * m
@@ -275,13 +275,13 @@ def _last_layer(tl: TwoLayers, digits, rule: Rule, tally, leaves) -> None:
         descend = False
         if tl.last_nonzero[a2, u_in, u_out, free, all_kept]:
             if depth == n1:
-                leaves[0] += 1
+                leaves[0] += times
                 if exact_verdict(z[depth], rule):
-                    leaves[1] += 1
+                    leaves[1] += times
             else:
                 verdict = interval_decision(z[depth], rest_lo[depth], rest_hi[depth], pad, rule)
                 if verdict != 0:
-                    tally[1 if verdict > 0 else 0, a2, u_in, u_out, free, all_kept] += 1
+                    tally[1 if verdict > 0 else 0, a2, u_in, u_out, free, all_kept] += times
                 else:
                     descend = True
         if descend:
@@ -305,10 +305,10 @@ def _last_layer(tl: TwoLayers, digits, rule: Rule, tally, leaves) -> None:
 
 
 @njit(parallel=True, cache=True)
-def last_layers(tl: TwoLayers, configs, n_configs: int, rule: Rule, tallies, leaves) -> None:
-    """Phase 2 over the open mid configurations ``configs[:n_configs]``, in parallel
-    groups (group ``g`` tallies into ``tallies[g]`` and ``leaves[g]``)."""
+def last_layers(tl: TwoLayers, configs, times, rule: Rule, tallies, leaves) -> None:
+    """Phase 2 over the open mid configurations ``configs`` (each standing for ``times``
+    of them), in parallel groups (group ``g`` tallies into ``tallies[g]``, ``leaves[g]``)."""
     n_groups = tallies.shape[0]
     for g in prange(n_groups):
-        for c in range(g, n_configs, n_groups):
-            _last_layer(tl, configs[c], rule, tallies[g], leaves[g])
+        for c in range(g, configs.shape[0], n_groups):
+            _last_layer(tl, configs[c], times[c], rule, tallies[g], leaves[g])
