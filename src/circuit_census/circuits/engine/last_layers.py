@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
-from math import comb
+from math import comb, prod
 
 import numba
 import numpy as np
@@ -20,10 +20,16 @@ from circuit_census.circuits.engine.families import (
     family_count,
 )
 from circuit_census.circuits.engine.problem import Problem
-from circuit_census.circuits.engine.tree_kernels import TwoLayers, last_layers, mid_families
+from circuit_census.circuits.engine.tree_kernels import (
+    Memo,
+    TwoLayers,
+    last_layers,
+    mid_families,
+)
 
-MAX_OPEN = 1 << 20  # open next-to-last configurations held per first option
+MAX_OPEN = 1 << 25  # tuples of value classes of next-to-last configurations counted
 MAX_OPTIONS = 1 << 12  # options of one last-hidden node the kernel holds
+MAX_MEMO = 1 << 26  # bytes of remembered bounds of next-to-last families
 
 
 @dataclass
@@ -81,6 +87,37 @@ def _same_values(values: np.ndarray) -> np.ndarray:
     return same
 
 
+def _classes(same_row: np.ndarray) -> int:
+    """Classes of equal values among one node's options (left out is class 0)."""
+    return len(np.unique(same_row))
+
+
+def _first_of_class(same_row: np.ndarray) -> np.ndarray:
+    """The first option of each class, in the order of :func:`_rank`."""
+    return np.unique(same_row)
+
+
+def _rank(same_row: np.ndarray) -> np.ndarray:
+    """Each option's class (0 for option 0, which is its own class)."""
+    return np.searchsorted(np.unique(same_row), same_row)
+
+
+def _memo(same: np.ndarray) -> Memo | None:
+    """Room for every family's bound up to equal values (none past ``MAX_MEMO``) and for
+    the open configurations per tuple of classes (``None`` past ``MAX_OPEN``)."""
+    n2, radix = same.shape
+    offset = np.cumsum([0] + [radix**d for d in range(n2 + 1)])[: n2 + 1].astype(np.int64)
+    size = int(offset[-1]) + radix**n2
+    verdicts = np.zeros(size if size <= MAX_MEMO else 1, dtype=np.int8)
+    classes = [_classes(row) for row in same]
+    if prod(classes) > MAX_OPEN:
+        return None
+    stride = np.cumprod([1] + classes[:-1]).astype(np.int64)
+    rank = np.stack([_rank(row) for row in same]).astype(np.int64)
+    open_count = np.zeros(prod(classes), dtype=np.int32)
+    return Memo(np.ascontiguousarray(same), offset, verdicts, rank, stride, open_count)
+
+
 def census_last_layers(problem: Problem, family: Family) -> Counts | None:
     """Candidates, valid circuits and those decided by bounds among the members of
     ``family`` (a base: every layer before the last two hidden ones fixed), or ``None``
@@ -88,7 +125,7 @@ def census_last_layers(problem: Problem, family: Family) -> Counts | None:
     net, choices = problem.network, family.choices
     n2, n1, m = net.sizes[-3], net.sizes[-2], net.sizes[-1]
     n_opts = len(choices.subsets)
-    if n_opts ** (n2 - 1) > MAX_OPEN or 1 + (2**n2 - 1) * (2**m - 1) > MAX_OPTIONS:
+    if 1 + (2**n2 - 1) * (2**m - 1) > MAX_OPTIONS:
         return None
     a3 = int(family.prefix.active.sum())
     compat = problem.criterion.compat is not None
@@ -119,22 +156,24 @@ def census_last_layers(problem: Problem, family: Family) -> Counts | None:
         mid_nonzero=mid_nonzero,
         last_nonzero=last_nonzero,
     )
-    must_cover = choices.layer > 1 or compat
     mid_tally = np.zeros((2, a3 + 1, n2 + 1, n2 + 1, 2), dtype=np.int64)
     groups = 4 * numba.get_num_threads()
     last_tally = np.zeros((groups, 2, n2 + 1, n2 + 1, m + 1, n1 + 1, 2), dtype=np.int64)
     leaves = np.zeros((groups, 2), dtype=np.int64)
-    configs = np.empty((n_opts ** (n2 - 1), n2), dtype=np.int64)
     same = _same_values(np.stack(choices.values))
-    held: list[np.ndarray] = []
+    memo = _memo(same)
+    if memo is None:
+        return None
     for first in range(n_opts):
-        n_open = mid_families(two, first, problem.rule, must_cover, mid_tally, configs)
-        held.append(same[np.arange(n2), configs[:n_open]])
-        if sum(len(h) for h in held) >= MAX_OPEN or first == n_opts - 1:
-            distinct, times = np.unique(np.concatenate(held), axis=0, return_counts=True)
-            held = []
-            if len(distinct):
-                last_layers(two, distinct, times.astype(np.int64), problem.rule, last_tally, leaves)
+        mid_families(two, first, problem.rule, memo, mid_tally)
+    codes = np.flatnonzero(memo.open_count)
+    if len(codes):
+        configs = np.stack(
+            [_first_of_class(same[i])[(codes // memo.stride[i]) % _classes(same[i])]
+             for i in range(n2)], axis=1,
+        )  # fmt: skip
+        times = memo.open_count[codes].astype(np.int64)
+        last_layers(two, np.ascontiguousarray(configs), times, problem.rule, last_tally, leaves)
     counts = Counts()
     for key in zip(*np.nonzero(mid_tally)):
         verdict, shape = key[0], _mid_shape(problem, family, tuple(int(k) for k in key[1:]))

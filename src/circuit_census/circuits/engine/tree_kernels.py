@@ -111,11 +111,41 @@ def _mid_family_decision(tl: TwoLayers, digits, depth: int, rule: Rule, work) ->
     return interval_decision(zero, lo_out, hi_out, pad_out, rule)
 
 
+class Memo(NamedTuple):
+    """Bounds already computed, per family of mid configurations up to equal values:
+    family ``(depth, digits)`` is entry ``offset[depth] + sum_i same[i, digits[i]]
+    radix^i`` of ``verdicts`` (0 unknown, else verdict + 2); one unused entry disables it."""
+
+    same: np.ndarray  # (n2, radix) each option's first option with the same values
+    offset: np.ndarray  # (n2 + 1,) first entry of each depth
+    verdicts: np.ndarray  # int8
+    rank: np.ndarray  # (n2, radix) each option's class of equal values (0: left out)
+    stride: np.ndarray  # (n2,) place value of each node's class in ``open_count``
+    open_count: np.ndarray  # int32, open complete configurations per tuple of classes
+
+
 @njit(cache=True)
-def mid_families(tl: TwoLayers, first: int, rule: Rule, must_cover: bool, tally, open_out) -> int:
+def _remembered_decision(tl: TwoLayers, digits, depth: int, rule: Rule, work, memo: Memo) -> int:
+    """:func:`_mid_family_decision`, looked up in ``memo`` when it is in use."""
+    if memo.verdicts.shape[0] <= 1:
+        return _mid_family_decision(tl, digits, depth, rule, work)
+    radix = memo.same.shape[1]
+    code, scale = memo.offset[depth], 1
+    for i in range(depth):
+        code += memo.same[i, digits[i]] * scale
+        scale *= radix
+    if memo.verdicts[code] == 0:
+        memo.verdicts[code] = _mid_family_decision(tl, digits, depth, rule, work) + 2
+    return memo.verdicts[code] - 2
+
+
+@njit(cache=True)
+def mid_families(tl: TwoLayers, first: int, rule: Rule, memo: Memo, tally) -> int:
     """Branch and bound over the mid nodes' options with mid node 0 taking ``first``.
     Decided families go to ``tally[verdict, uncovered, kept, free, all_kept]`` (verdict 0
-    invalid, 1 valid); complete open configurations to ``open_out``; returns how many."""
+    invalid, 1 valid); complete open configurations are counted per tuple of value
+    classes in ``memo.open_count``; returns how many. Families whose chosen nodes carry
+    the same values share one bound."""
     n2, n_opts = tl.mid_values.shape[0], tl.mid_values.shape[1]
     n1, m, n_points = tl.w_last.shape[0], tl.w_out.shape[0], tl.free_lo.shape[0]
     full = n_opts - 1  # every kept sender, as a bitmask
@@ -138,11 +168,14 @@ def mid_families(tl: TwoLayers, first: int, rule: Rule, must_cover: bool, tally,
         free = n2 - depth
         descend = False
         if tl.mid_nonzero[uncovered, kept, free, all_kept]:
-            verdict = _mid_family_decision(tl, digits, depth, rule, work)
+            verdict = _remembered_decision(tl, digits, depth, rule, work, memo)
             if verdict != 0:
                 tally[1 if verdict > 0 else 0, uncovered, kept, free, all_kept] += 1
             elif depth == n2:
-                open_out[n_open, :] = digits
+                code = 0
+                for i in range(n2):
+                    code += memo.rank[i, digits[i]] * memo.stride[i]
+                memo.open_count[code] += 1
                 n_open += 1
             else:
                 descend = True
