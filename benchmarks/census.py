@@ -17,17 +17,21 @@ times vary with load.
     python benchmarks/census.py --output-activation all --only 2-16-1    # every activation
     python benchmarks/census.py --untrained --output-activation sigmoid  # random weights
     python benchmarks/census.py --ablation zero resample --only 2-12-1   # ablations side by side
+    python benchmarks/census.py --deep --before /path/to/old/checkout --timeout 600
+        # deep networks, this code and an older checkout's census side by side
 """
 
 from __future__ import annotations
 
 import argparse
-import resource
+import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -41,6 +45,7 @@ from circuit_census.training.modelfiles import save_data, save_model
 
 DEFAULT = ["2-8-1", "2-12-1", "2-14-1", "2-3-3-1", "2-4-4-1"]
 LARGE = ["2-16-1", "2-5-4-1"]
+DEEP = ["2-4-4-1", "2-5-5-1", "2-4-4-4-1", "2-6-6-1", "2-5-5-5-1", "2-8-8-1"]
 
 
 def trained_model(hidden: tuple[int, ...], output_activation: str) -> tuple[Network, np.ndarray]:
@@ -88,26 +93,51 @@ def plain_loop_rate(network: Network, x: np.ndarray, seconds: float = 3.0) -> fl
         return done / (time.perf_counter() - started)
 
 
+class Run(NamedTuple):
+    """One census command's measurements (``None`` where it ran past the timeout)."""
+
+    seconds: float
+    candidates: int | None
+    valid: int | None
+    bounded: str
+    peak_mib: float
+
+
 def run_command(
-    model: Path, data: Path, ablation: str = "zero"
-) -> tuple[float, int, int, str, float]:
+    model: Path, data: Path, ablation: str = "zero", source: Path | None = None,
+    timeout: float | None = None,
+) -> Run:  # fmt: skip
     """Seconds, candidates, valid, share decided by bounds and peak memory (MiB) of the
-    census command under ``ablation``."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    census command under ``ablation`` (with the package of ``source``'s ``src`` folder
+    when given), stopped after ``timeout`` seconds."""
+    env = dict(os.environ)
+    if source is not None:
+        env["PYTHONPATH"] = str(source / "src")
+    command = [sys.executable, "-m", "circuit_census", "census", "--model", str(model),
+               "--data", str(data), "--quiet", "--max-measured", "0",
+               "--max-candidates", str(10**30), "--ablation", ablation]  # fmt: skip
     started = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-m", "circuit_census", "census", "--model", str(model),
-         "--data", str(data), "--quiet", "--max-measured", "0",
-         "--max-candidates", str(10**11), "--ablation", ablation],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    seconds = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    line = next(ln for ln in proc.stdout.splitlines() if " valid of " in ln)
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(command, stdout=out, stderr=err, text=True, env=env)
+        stop = threading.Timer(timeout, proc.kill) if timeout else None
+        if stop is not None:
+            stop.start()
+        _, status, usage = os.wait4(proc.pid, 0)  # this child's own peak memory
+        seconds = time.perf_counter() - started
+        if stop is not None:
+            stop.cancel()
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if timeout and proc.returncode < 0:
+            return Run(seconds, None, None, "-", float("nan"))
+        out.seek(0)
+        err.seek(0)
+        if proc.returncode != 0:
+            raise SystemExit(f"census failed: {err.read()}")
+        line = next(ln for ln in out.read().splitlines() if " valid of " in ln)
     words = line.replace(",", "").split()
     n_valid, n_cand = int(words[0]), int(words[3])
     bounded = line.split("; ")[-1].split()[0]
-    return seconds, n_cand, n_valid, bounded, max(peak, before) / 1024
+    return Run(seconds, n_cand, n_valid, bounded, usage.ru_maxrss / 1024)
 
 
 def random_model(hidden: tuple[int, ...], output_activation: str, x: np.ndarray) -> Network:
@@ -123,6 +153,12 @@ def random_model(hidden: tuple[int, ...], output_activation: str, x: np.ndarray)
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--large", action="store_true", help="also 2-16-1 and 2-5-4-1")
+    parser.add_argument("--deep", action="store_true", help=f"only {', '.join(DEEP)}")
+    parser.add_argument(
+        "--before", type=Path, help="an older checkout whose census runs side by side"
+    )
+    parser.add_argument("--timeout", type=float, help="stop a census after this many seconds")
+    parser.add_argument("--no-plain", action="store_true", help="skip the plain loop")
     parser.add_argument("--only", nargs="*", help="architectures like 2-16-1")
     parser.add_argument(
         "--output-activation", nargs="+", default=["identity"],
@@ -133,14 +169,16 @@ def main() -> None:
         "--ablation", nargs="+", default=["zero"], help="one or more of zero, mean, resample"
     )
     args = parser.parse_args()
-    archs = args.only or DEFAULT + (LARGE if args.large else [])
+    archs = args.only or (DEEP if args.deep else DEFAULT + (LARGE if args.large else []))
     outs = list(ACTIVATIONS) if args.output_activation == ["all"] else args.output_activation
     print(f"census benchmark: {'untrained' if args.untrained else 'trained XOR'} models, "
           "relu hidden, 200 noisy XOR validation points, mse < 0.05; "
           f"torch threads {torch.get_num_threads()}")  # fmt: skip
-    columns = [("arch", 8), ("output", 10), ("ablation", 9), ("candidates", 14),
-               ("valid", 14), ("bounds", 7), ("seconds", 8), ("cand/s", 10),
+    columns = [("arch", 9), ("output", 10), ("ablation", 9), ("candidates", 26),
+               ("valid", 26), ("bounds", 7), ("seconds", 8), ("cand/s", 10),
                ("plain cand/s", 12), ("ratio", 9), ("peak MiB", 8)]  # fmt: skip
+    if args.before:
+        columns += [("before s", 9), ("before MiB", 10), ("speed-up", 9)]
     print(" ".join(f"{name:>{width}}" for name, width in columns))
     with tempfile.TemporaryDirectory() as tmp:
         for out in outs:
@@ -152,18 +190,41 @@ def main() -> None:
                 model, data = Path(tmp) / f"{arch}.safetensors", Path(tmp) / f"{arch}.npz"
                 save_model(model, network)
                 save_data(data, x, np.zeros((len(x), 1)))
-                plain = plain_loop_rate(network, x)
+                plain = float("nan") if args.no_plain else plain_loop_rate(network, x)
                 for ablation in args.ablation:
-                    seconds, n_cand, n_valid, bounded, peak = run_command(model, data, ablation)
-                    rate = n_cand / seconds
-                    print(f"{arch:>8} {out:>10} {ablation:>9} {n_cand:>14,} {n_valid:>14,} "
-                          f"{bounded:>7} {seconds:>8.2f} {rate:>10.3g} {plain:>12.3g} "
-                          f"{rate / plain:>8.0f}x {peak:>8.0f}", flush=True)  # fmt: skip
+                    now = run_command(model, data, ablation, timeout=args.timeout)
+                    print(_row(arch, out, ablation, now, plain), end="")
+                    if args.before:
+                        old = run_command(model, data, ablation, args.before, args.timeout)
+                        print(" " + _before(now, old), end="")
+                    print(flush=True)
     print("bounds = share of candidates decided by bounds on whole families; ratio = the "
           "command's candidates/s (start-up included) over the plain loop's, both measured "
           "above (the plain loop is a zero-ablation forward pass per circuit; a mean or "
-          "resample one costs about the same); peak MiB is the largest census process "
-          "so far")  # fmt: skip
+          "resample one costs about the same); peak MiB is the census process's own")  # fmt: skip
+
+
+def _row(arch: str, out: str, ablation: str, run: Run, plain: float) -> str:
+    """One table row; a census stopped by the timeout shows its seconds as '> T'."""
+    if run.candidates is None:
+        return (f"{arch:>9} {out:>10} {ablation:>9} {'-':>26} {'-':>26} {'-':>7} "
+                f"{'>' + format(run.seconds, '.0f'):>8} {'-':>10} {plain:>12.3g} {'-':>9} "
+                f"{'-':>8}")  # fmt: skip
+    rate = run.candidates / run.seconds
+    return (f"{arch:>9} {out:>10} {ablation:>9} {run.candidates:>26,} {run.valid:>26,} "
+            f"{run.bounded:>7} {run.seconds:>8.2f} {rate:>10.3g} {plain:>12.3g} "
+            f"{rate / plain:>8.0f}x {run.peak_mib:>8.0f}")  # fmt: skip
+
+
+def _before(now: Run, old: Run) -> str:
+    """The older checkout's seconds and memory, and how many times faster this code is;
+    their counts must agree."""
+    if old.candidates is None:
+        speed_up = f">{old.seconds / now.seconds:.1f}x"
+        return f"{'>' + format(old.seconds, '.0f'):>9} {'-':>10} {speed_up:>9}"
+    if now.candidates is not None and (now.candidates, now.valid) != (old.candidates, old.valid):
+        raise SystemExit(f"counts differ: now {now}, before {old}")
+    return f"{old.seconds:>9.2f} {old.peak_mib:>10.0f} {old.seconds / now.seconds:>8.1f}x"
 
 
 if __name__ == "__main__":

@@ -10,8 +10,18 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from circuit_census.circuits.engine.bounds import Bounds, make_bounds, pair_verdicts, row_verdicts
+from circuit_census.circuits.engine.families import (
+    Base,
+    Decided,
+    WorkUnit,
+    members,
+    prefix_units,
+    split_base,
+    work_units,
+)
+from circuit_census.circuits.engine.last_layers import census_last_layers
 from circuit_census.circuits.engine.pairs import PairTermsCache, score_pairs
-from circuit_census.circuits.engine.plan import Halves, Outer, work_units
+from circuit_census.circuits.engine.plan import Halves, Outer
 from circuit_census.circuits.engine.problem import Problem
 from circuit_census.circuits.engine.structures import MSE, Block
 
@@ -74,25 +84,73 @@ class ShardPass:
     def run(self, shard: tuple[int, int] | None, progress: Callable[[int], None] | None) -> Totals:
         """Score every work unit of ``shard``; ``progress(n)`` after each with its
         number of candidates."""
-        work = None
+        self._work: PrefixWork | None = None
         for unit in work_units(self.problem, shard, self.keep.lists):
-            if work is None or work.halves is not unit.halves:
-                halves = unit.halves
-                work = PrefixWork(
-                    halves,
-                    make_bounds(self.problem, halves),
-                    PairTermsCache(self.problem, halves),
-                )
-                if self.problem.scorer is not None:
-                    self.problem.scorer.forget()
-            done = self.score_block(work, unit.outer, unit.a0, unit.a1)
+            if isinstance(unit, Decided):
+                done = self.settle_family(unit)
+            elif isinstance(unit, Base):
+                done = self.settle_base(unit)
+            else:
+                done = self.score_unit(unit)
             if progress is not None:
                 progress(done)
+        if self.keep.collect and self.keep.limit_held == 0 and self.totals.valid:
+            self.totals.overflow = True  # more valid circuits than the none it may hold
         return self.totals
 
+    def score_unit(self, unit: WorkUnit) -> int:
+        """Score one work unit (preparing its prefix's bounds and terms on its first)."""
+        work = self._work
+        if work is None or work.halves is not unit.halves:
+            work = PrefixWork(
+                unit.halves,
+                make_bounds(self.problem, unit.halves),
+                PairTermsCache(self.problem, unit.halves),
+            )
+            self._work = work
+            if self.problem.scorer is not None:
+                self.problem.scorer.forget()
+        return self.score_block(work, unit.outer, unit.a0, unit.a1)
+
+    def settle_base(self, base: Base) -> int:
+        """Count a base's circuits with the compiled kernels (when none need listing and
+        it fits them), else split it in Python and score its prefixes here."""
+        if not self.wants_pairs():
+            counts = census_last_layers(self.problem, base.family)
+            if counts is not None:
+                self.totals.candidates += counts.candidates
+                self.totals.valid += counts.valid
+                self.totals.bounded += counts.bounded
+                return counts.candidates
+        done = 0
+        for item in split_base(self.problem, base):
+            if isinstance(item, Decided):
+                done += self.settle_family(item)
+            else:
+                for unit in prefix_units(self.problem, item, self.keep.lists):
+                    done += self.score_unit(unit)
+        return done
+
+    def settle_family(self, decided: Decided) -> int:
+        """Count a family of prefixes decided by bounds; a valid one whose circuits must
+        be listed is scored prefix by prefix instead (its blocks then decide fast)."""
+        if decided.verdict == 1 and self.wants_pairs():
+            done = 0
+            for prefix in members(self.problem, decided.family):
+                for unit in prefix_units(self.problem, prefix, self.keep.lists):
+                    done += self.score_unit(unit)
+            return done
+        self.totals.candidates += decided.count
+        self.totals.bounded += decided.count
+        if decided.verdict == 1:
+            self.totals.valid += decided.count
+        return decided.count
+
     def wants_pairs(self) -> bool:
-        """Whether valid pairs must be listed (streamed, or held while holding)."""
-        return self.keep.sink is not None or (self.keep.collect and not self.totals.overflow)
+        """Whether valid pairs must be listed (streamed, or held while holding; holding
+        none at all lists nothing)."""
+        holding = self.keep.collect and self.keep.limit_held != 0 and not self.totals.overflow
+        return self.keep.sink is not None or holding
 
     def score_block(self, work: PrefixWork, outer: Outer, a0: int, a1: int) -> int:
         """Count the candidates among rows ``a0 <= a < a1`` of half A (with all of half B),

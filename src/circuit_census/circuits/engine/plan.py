@@ -1,9 +1,10 @@
-"""How a census is cut into work: prefixes, the options of each last-hidden unit, the outer
-units and halves A and B, and the fixed order of work units that shards follow.
+"""How a prefix's census is cut into work: the options of each last-hidden unit, the outer
+units and halves A and B (the prefixes themselves come from ``families``).
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Iterable, Iterator, Sequence
@@ -43,7 +44,7 @@ class Prefix:
     all_hidden: bool  # every hidden node of layers 1..L-2 kept
 
 
-def _subset_masks(members: np.ndarray, width: int) -> np.ndarray:
+def subset_masks(members: np.ndarray, width: int) -> np.ndarray:
     """All subsets of the nodes ``members`` as ``(2^k, width)`` booleans, empty set first."""
     k = len(members)
     combos = (np.arange(2**k)[:, None] >> np.arange(k)[None, :]) & 1
@@ -52,7 +53,7 @@ def _subset_masks(members: np.ndarray, width: int) -> np.ndarray:
     return masks
 
 
-def _node_values(
+def node_values(
     w_row: np.ndarray,
     bias: float,
     h_prev: np.ndarray,
@@ -73,7 +74,7 @@ def _bitset(n_words: int, edges: Iterable[int]) -> np.ndarray:
     return np.array(words, dtype=np.uint64)
 
 
-def _in_edges(space: CircuitSpace, layer: int, receiver: int, senders: np.ndarray) -> np.ndarray:
+def in_edges(space: CircuitSpace, layer: int, receiver: int, senders: np.ndarray) -> np.ndarray:
     """Bitset of the edges of ``W_layer`` into ``receiver`` from the ``senders`` (booleans)."""
     first = space.edge_index(layer, receiver, 0)
     return _bitset(space.n_words, (first + i for i in np.flatnonzero(senders).tolist()))
@@ -84,50 +85,6 @@ def _out_edges(space: CircuitSpace, layer: int, sender: int, receivers: int) -> 
     first, stride = space.edge_index(layer, 0, sender), space.sizes[layer]
     n = space.sizes[layer + 1]
     return _bitset(space.n_words, (first + o * stride for o in range(n) if receivers >> o & 1))
-
-
-# ----------------------------------------------------------------------------- prefixes
-
-
-def prefixes(problem: Problem) -> Iterator[Prefix]:
-    """Every admissible circuit of the layers before the last hidden one, with the values
-    of layer ``L-2`` it produces (one empty prefix for a single hidden layer)."""
-    space, n_layers = problem.space, problem.network.n_layers
-    inputs_active = np.ones(problem.network.sizes[0], dtype=bool)
-    start = Prefix(np.zeros(space.n_words, dtype=np.uint64), problem.x, inputs_active, True)
-    if n_layers <= 2:
-        yield start
-        return
-    yield from _extend_prefix(problem, start, 1, n_layers - 2)
-
-
-def _extend_prefix(problem: Problem, prefix: Prefix, layer: int, last: int) -> Iterator[Prefix]:
-    net, space = problem.network, problem.space
-    n_prev, n = net.sizes[layer - 1], net.sizes[layer]
-    w, b = net.weights[layer - 1], net.biases[layer - 1]
-    subsets = _subset_masks(np.flatnonzero(prefix.active), n_prev)
-    replaced = problem.replacement[layer - 1]
-    values = [
-        _node_values(w[j], b[j], prefix.values, replaced, subsets, net.activation) for j in range(n)
-    ]
-    must_cover = layer > 1 or problem.criterion.compat is not None
-    edge_bits = [[_in_edges(space, layer - 1, j, s) for s in subsets] for j in range(n)]
-    for choice in itertools.product(range(len(subsets)), repeat=n):
-        union = np.zeros(n_prev, dtype=bool)
-        for c in choice:
-            union |= subsets[c]
-        if must_cover and not np.array_equal(union, prefix.active):
-            continue
-        active = np.array([c != 0 for c in choice])
-        vals = np.stack([values[j][c] for j, c in enumerate(choice)], axis=1)
-        bits = prefix.bits.copy()
-        for j, c in enumerate(choice):
-            bits |= edge_bits[j][c]
-        nxt = Prefix(bits, vals, active, prefix.all_hidden and bool(active.all()))
-        if layer == last:
-            yield nxt
-        else:
-            yield from _extend_prefix(problem, nxt, layer + 1, last)
 
 
 # ----------------------------------------------------------------------------- units
@@ -154,16 +111,38 @@ def _input_units(problem: Problem) -> list[Group]:
     return units
 
 
-def _hidden_unit(
-    problem: Problem, prefix: Prefix, j: int, subsets: np.ndarray, sub_cover: np.ndarray
-) -> Group:
+@functools.lru_cache(maxsize=1 << 12)
+def _unit_wiring(
+    space: CircuitSpace, j: int, active: tuple[bool, ...], must_cover: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Last-hidden node ``j``'s options as wiring, the same for every prefix that keeps the
+    nodes ``active`` before it: what each covers, its edges, whether it keeps ``j``. Option
+    0 leaves ``j`` out; then come (senders ``s``, outputs ``o``), ``o`` fastest."""
+    n_layers, m = space.n_layers, space.sizes[-1]
+    n_prev = space.sizes[-3]
+    subsets = subset_masks(np.flatnonzero(active), n_prev)[1:]
+    sub_cover = (subsets.astype(np.int64) << np.arange(n_prev)).sum(axis=1) * must_cover
+    out_sets = np.arange(1, 2**m, dtype=np.int64)
+    cover = (sub_cover[:, None] | (out_sets[None, :] << n_prev)).reshape(-1)
+    in_bits = [in_edges(space, n_layers - 2, j, s) for s in subsets]
+    out_bits = [_out_edges(space, n_layers - 1, j, int(s)) for s in out_sets]
+    bits = np.array([ib | ob for ib in in_bits for ob in out_bits], dtype=np.uint64)
+    bits = bits.reshape(-1, space.n_words)
+    return (
+        np.concatenate([[0], cover]).astype(np.int64),
+        np.concatenate([np.zeros((1, space.n_words), np.uint64), bits]),
+        np.concatenate([[0], np.ones(len(cover), dtype=np.int64)]),
+    )
+
+
+def _hidden_unit(problem: Problem, prefix: Prefix, j: int, subsets: np.ndarray) -> Group:
     """Last-hidden node ``j``'s options: left out, or a non-empty set of senders ``s``
     (``subsets``) and a non-empty set of outputs ``o`` (option ``(s, o)``, ``o`` fastest)."""
-    net, space = problem.network, problem.space
-    n_layers, m, n_prev, n_points = net.n_layers, net.sizes[-1], net.sizes[-3], len(problem.x)
+    net = problem.network
+    m, n_points = net.sizes[-1], len(problem.x)
     w_in, b_in, w_out = net.weights[-2], net.biases[-2], net.weights[-1]
     out_sets = np.arange(1, 2**m, dtype=np.int64)  # non-empty sets of outputs fed, as bitmasks
-    vals = _node_values(
+    vals = node_values(
         w_in[j], b_in[j], prefix.values, problem.replacement[-3], subsets, net.activation
     )
     # (P, m) what each output gets at each point with the edge from j ablated
@@ -172,17 +151,10 @@ def _hidden_unit(
     fed = _fed_outputs(out_sets, m)
     contrib = np.where(fed[None, :, None, :], live[:, None, :, :], dead[None, None, :, :])
     contrib = contrib.reshape(-1, n_points, m)
-    cover = (sub_cover[:, None] | (out_sets[None, :] << n_prev)).reshape(-1)
-    in_bits = [_in_edges(space, n_layers - 2, j, s) for s in subsets]
-    out_bits = [_out_edges(space, n_layers - 1, j, int(s)) for s in out_sets]
-    bits = np.array([ib | ob for ib in in_bits for ob in out_bits], dtype=np.uint64)
-    bits = bits.reshape(-1, space.n_words)
-    return Group(
-        cover=np.concatenate([[0], cover]).astype(np.int64),
-        bits=np.concatenate([np.zeros((1, space.n_words), np.uint64), bits]),
-        present=np.concatenate([[0], np.ones(len(cover), dtype=np.int64)]),
-        contrib=np.concatenate([dead[None], contrib]),
-    )
+    must_cover = net.n_layers > 2 or problem.criterion.compat is not None
+    key = tuple(bool(a) for a in prefix.active)
+    cover, bits, present = _unit_wiring(problem.space, j, key, must_cover)
+    return Group(cover, bits, present, np.concatenate([dead[None], contrib]))
 
 
 def unit_options(problem: Problem, prefix: Prefix) -> tuple[list[Group], int, int]:
@@ -193,10 +165,9 @@ def unit_options(problem: Problem, prefix: Prefix) -> tuple[list[Group], int, in
     if n_layers == 1:
         return _input_units(problem), 2**m - 1, -1
     n_prev = net.sizes[-3]
-    subsets = _subset_masks(np.flatnonzero(prefix.active), n_prev)[1:]  # non-empty sender sets
+    subsets = subset_masks(np.flatnonzero(prefix.active), n_prev)[1:]  # non-empty sender sets
     must_cover = n_layers > 2 or problem.criterion.compat is not None
-    sub_cover = (subsets.astype(np.int64) << np.arange(n_prev)).sum(axis=1) * must_cover
-    units = [_hidden_unit(problem, prefix, j, subsets, sub_cover) for j in range(net.sizes[-2])]
+    units = [_hidden_unit(problem, prefix, j, subsets) for j in range(net.sizes[-2])]
     prev_mask = (
         int((prefix.active.astype(np.int64) << np.arange(n_prev)).sum()) if must_cover else 0
     )
@@ -330,33 +301,3 @@ def outer_combinations(problem: Problem, prefix: Prefix, halves: Halves) -> Iter
             bits=prefix.bits | outer_bits,
             contrib=contrib,
         )
-
-
-@dataclass
-class WorkUnit:
-    """Rows ``a0 <= a < a1`` of half A, with one outer combination, of one prefix."""
-
-    halves: Halves
-    outer: Outer
-    a0: int
-    a1: int
-
-
-def work_units(problem: Problem, shard: tuple[int, int] | None, keep: bool) -> Iterator[WorkUnit]:
-    """The work units of shard ``(i, n)`` (all of them without a shard). Units are numbered
-    in a fixed order (prefixes, then outer combinations, then blocks of half A) and unit
-    ``k`` belongs to shard ``k mod n``, so the shards' union is exactly the census."""
-    me, of = shard or (0, 1)
-    index = 0
-    for prefix in prefixes(problem):
-        halves = make_halves(problem, prefix, keep)
-        n_units = halves.n_outer * halves.n_blocks
-        if (me - index) % of >= n_units:  # none of this prefix's work is ours
-            index += n_units
-            continue
-        for outer in outer_combinations(problem, prefix, halves):
-            for blk in range(halves.n_blocks):
-                if index % of == me:
-                    a0 = blk * halves.block
-                    yield WorkUnit(halves, outer, a0, min(a0 + halves.block, len(halves.half_a)))
-                index += 1

@@ -1,0 +1,347 @@
+"""Numba kernels for the last two hidden layers of a deep network, once the layers before
+them are fixed: branch and bound over the next-to-last layer's nodes (phase 1) and, for
+each of its open configurations, over the last hidden layer's nodes (phase 2).
+
+A decided family is not counted here: the kernels tally it by its *shape* (how many
+senders are still uncovered, how many nodes are free, ...) and the caller multiplies each
+tally by the exact member count of that shape (``families.family_count``, Python ints),
+so counts never overflow. Families whose shape has no admissible member are skipped, and
+a single circuit the bounds leave open is judged exactly.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from numba import njit, prange
+
+from circuit_census.circuits.engine.kernels import (
+    ACCURACY,
+    MSE,
+    VALUE_SLACK,
+    activate,
+    interval_decision,
+)
+from circuit_census.circuits.engine.structures import Rule
+
+
+class TwoLayers(NamedTuple):
+    """The last two hidden layers' problem: next-to-last ("mid", ``n2`` nodes, each taking
+    a subset ``s`` of the ``a3`` kept nodes before it, bit ``t`` of ``s`` = member ``t``)
+    and last (``n1`` nodes), with ``m`` outputs and ``P`` points (``K = P m`` terms)."""
+
+    mid_values: np.ndarray  # (n2, 2^a3, P) each mid node's value with each sender subset
+    free_lo: np.ndarray  # (P, n2) a free mid node's least value over its options
+    free_hi: np.ndarray  # (P, n2) and most
+    rep_mid: np.ndarray  # (P, n2) what an ablated edge from a mid node carries
+    rep_last: np.ndarray  # (P, n1) from a last-hidden node
+    w_last: np.ndarray  # (n1, n2)
+    b_last: np.ndarray  # (n1,)
+    w_out: np.ndarray  # (m, n1)
+    b_out: np.ndarray  # (m,)
+    scale: np.ndarray  # (K,) 1 + |output bias| + |full model's pre-activation|, for the pad
+    hidden: int  # the hidden activation's code
+    base_all_kept: bool  # every hidden node before the mid layer kept
+    compat: bool  # meloux2025: circuits keeping every hidden node are excluded
+    mid_nonzero: np.ndarray  # (a3+1, n2+1, n2+1, 2) bool: a mid family shape has members
+    last_nonzero: np.ndarray  # (n2+1, n2+1, m+1, n1+1, 2) bool: a last-layer shape has
+
+
+@njit(cache=True)
+def _popcount(v: int) -> int:
+    n = 0
+    while v:
+        v &= v - 1
+        n += 1
+    return n
+
+
+@njit(cache=True)
+def _hull_add(lo: float, hi: float, mag: float, a: float, b: float, d: float) -> tuple:
+    """Add the hull of ``a``, ``b`` (a kept edge's ends) and ``d`` (its replacement)."""
+    return (
+        min(lo + a, lo + b, lo + d),
+        max(hi + a, hi + b, hi + d),
+        mag + max(abs(a), abs(b)) + abs(d),
+    )
+
+
+@njit(cache=True)
+def _mid_family_decision(tl: TwoLayers, digits, depth: int, rule: Rule, work) -> int:
+    """Verdict of the family whose first ``depth`` mid nodes take options ``digits``:
+    mid values fixed or bounded, then last-hidden values, then outputs, by intervals."""
+    lo_out, hi_out, pad_out, mlo, mhi, keep, llo, lhi = work
+    n2, n1, m = tl.free_lo.shape[1], tl.w_last.shape[0], tl.w_out.shape[0]
+    n_points = tl.free_lo.shape[0]
+    for p in range(n_points):
+        for i in range(n2):
+            if i < depth:
+                keep[i] = digits[i] != 0
+                mlo[i] = tl.mid_values[i, digits[i], p]
+                mhi[i] = mlo[i]
+            else:
+                keep[i] = True
+                mlo[i] = tl.free_lo[p, i]
+                mhi[i] = tl.free_hi[p, i]
+        for j in range(n1):
+            lo = hi = tl.b_last[j]
+            mag = abs(lo)
+            for k in range(n2):
+                w = tl.w_last[j, k]
+                d = w * tl.rep_mid[p, k]
+                if keep[k]:
+                    lo, hi, mag = _hull_add(lo, hi, mag, w * mlo[k], w * mhi[k], d)
+                else:
+                    lo, hi, mag = lo + d, hi + d, mag + abs(d)
+            pad = VALUE_SLACK * (1.0 + mag)
+            v_lo, v_hi = activate(lo - pad, tl.hidden), activate(hi + pad, tl.hidden)
+            llo[j] = v_lo - VALUE_SLACK * (1.0 + abs(v_lo))
+            lhi[j] = v_hi + VALUE_SLACK * (1.0 + abs(v_hi))
+        for o in range(m):
+            lo = hi = tl.b_out[o]
+            mag = abs(lo)
+            for j in range(n1):
+                w = tl.w_out[o, j]
+                lo, hi, mag = _hull_add(lo, hi, mag, w * llo[j], w * lhi[j], w * tl.rep_last[p, j])
+            k = p * m + o
+            lo_out[k], hi_out[k] = lo, hi
+            pad_out[k] = VALUE_SLACK * (1.0 + mag)
+    zero = np.zeros(lo_out.shape[0])
+    return interval_decision(zero, lo_out, hi_out, pad_out, rule)
+
+
+class Memo(NamedTuple):
+    """Bounds already computed, per family of mid configurations up to equal values:
+    family ``(depth, digits)`` is entry ``offset[depth] + sum_i same[i, digits[i]]
+    radix^i`` of ``verdicts`` (0 unknown, else verdict + 2); one unused entry disables it."""
+
+    same: np.ndarray  # (n2, radix) each option's first option with the same values
+    offset: np.ndarray  # (n2 + 1,) first entry of each depth
+    verdicts: np.ndarray  # int8
+    rank: np.ndarray  # (n2, radix) each option's class of equal values (0: left out)
+    stride: np.ndarray  # (n2,) place value of each node's class in ``open_count``
+    open_count: np.ndarray  # int32, open complete configurations per tuple of classes
+
+
+@njit(cache=True)
+def _remembered_decision(tl: TwoLayers, digits, depth: int, rule: Rule, work, memo: Memo) -> int:
+    """:func:`_mid_family_decision`, looked up in ``memo`` when it is in use."""
+    if memo.verdicts.shape[0] <= 1:
+        return _mid_family_decision(tl, digits, depth, rule, work)
+    radix = memo.same.shape[1]
+    code, scale = memo.offset[depth], 1
+    for i in range(depth):
+        code += memo.same[i, digits[i]] * scale
+        scale *= radix
+    if memo.verdicts[code] == 0:
+        memo.verdicts[code] = _mid_family_decision(tl, digits, depth, rule, work) + 2
+    return memo.verdicts[code] - 2
+
+
+@njit(cache=True)
+def mid_families(tl: TwoLayers, first: int, rule: Rule, memo: Memo, tally) -> int:
+    """Branch and bound over the mid nodes' options with mid node 0 taking ``first``.
+    Decided families go to ``tally[verdict, uncovered, kept, free, all_kept]`` (verdict 0
+    invalid, 1 valid); complete open configurations are counted per tuple of value
+    classes in ``memo.open_count``; returns how many. Families whose chosen nodes carry
+    the same values share one bound."""
+    n2, n_opts = tl.mid_values.shape[0], tl.mid_values.shape[1]
+    n1, m, n_points = tl.w_last.shape[0], tl.w_out.shape[0], tl.free_lo.shape[0]
+    full = n_opts - 1  # every kept sender, as a bitmask
+    work = (
+        np.empty(n_points * m), np.empty(n_points * m), np.empty(n_points * m),
+        np.empty(n2), np.empty(n2), np.empty(n2, np.bool_), np.empty(n1), np.empty(n1),
+    )  # fmt: skip
+    digits = np.zeros(n2, np.int64)
+    digits[0] = first
+    depth, n_open = 1, 0
+    while True:
+        union, kept, all_kept = 0, 0, 1 if tl.base_all_kept else 0
+        for i in range(depth):
+            union |= digits[i]
+            if digits[i] != 0:
+                kept += 1
+            else:
+                all_kept = 0
+        uncovered = _popcount(full & ~union)
+        free = n2 - depth
+        descend = False
+        if tl.mid_nonzero[uncovered, kept, free, all_kept]:
+            verdict = _remembered_decision(tl, digits, depth, rule, work, memo)
+            if verdict != 0:
+                tally[1 if verdict > 0 else 0, uncovered, kept, free, all_kept] += 1
+            elif depth == n2:
+                code = 0
+                for i in range(n2):
+                    code += memo.rank[i, digits[i]] * memo.stride[i]
+                memo.open_count[code] += 1
+                n_open += 1
+            else:
+                descend = True
+        if descend:
+            digits[depth] = 0
+            depth += 1
+            continue
+        while True:  # next sibling, climbing while the last one is done
+            if depth <= 1:
+                return n_open
+            digits[depth - 1] += 1
+            if digits[depth - 1] < n_opts:
+                break
+            digits[depth - 1] = 0
+            depth -= 1
+
+
+@njit(cache=True)
+def exact_verdict(z, rule: Rule) -> bool:
+    """One circuit's verdict from its output pre-activations ``z`` (K terms)."""
+    if rule.criterion == MSE:
+        err = 0.0
+        for k in range(z.shape[0]):
+            diff = activate(z[k], rule.activation) - rule.target[k]
+            err += rule.weight[k] * diff * diff
+        return err < rule.budget
+    wrong = 0.0
+    n_out = rule.n_out
+    for p in range(z.shape[0] // n_out):
+        for o in range(n_out):
+            g = activate(z[p * n_out + o], rule.activation)
+            bit = (1.0 if g >= 0.5 else 0.0) if rule.criterion == ACCURACY else np.rint(g)
+            if bit != rule.target[p * n_out + o]:
+                wrong += rule.weight[p]
+                break
+    return wrong <= rule.budget
+
+
+@njit(cache=True)
+def _last_layer(tl: TwoLayers, digits, times: int, rule: Rule, tally, leaves) -> None:
+    """Branch and bound over the last hidden layer for one mid configuration ``digits``
+    (standing for ``times`` configurations with the same values): decided families to
+    ``tally[verdict, a2, uncovered_in, uncovered_out, free, all_kept]``; single circuits
+    judged exactly, ``leaves[0]`` candidates, ``leaves[1]`` valid."""
+    n2, n1, m = tl.mid_values.shape[0], tl.w_last.shape[0], tl.w_out.shape[0]
+    n_points = tl.free_lo.shape[0]
+    n_terms = n_points * m
+    position = np.full(n2, -1, np.int64)  # each kept mid node's bit in a sender subset
+    a2, mid_all = 0, tl.base_all_kept
+    for i in range(n2):
+        if digits[i] != 0:
+            position[i] = a2
+            a2 += 1
+        else:
+            mid_all = False
+    n_in, n_outs = (1 << a2) - 1, (1 << m) - 1
+    n_opt = 1 + n_in * n_outs
+    contrib = np.empty((n1, n_opt, n_terms))
+    cov_in = np.zeros((n1, n_opt), np.int64)
+    cov_out = np.zeros((n1, n_opt), np.int64)
+    values = np.empty(n_in + 1)
+    pre = np.empty(n_in + 1)
+    delta = np.empty(max(a2, 1))
+    for j in range(n1):
+        for p in range(n_points):
+            dead = tl.rep_last[p, j]
+            for o in range(m):
+                contrib[j, 0, p * m + o] = tl.w_out[o, j] * dead
+            # pre-activation with every in-edge ablated, then each kept sender's change;
+            # a set's pre-activation adds its lowest member's change to the rest's
+            pre[0] = tl.b_last[j]
+            for k in range(n2):
+                pre[0] += tl.w_last[j, k] * tl.rep_mid[p, k]
+                if position[k] >= 0:
+                    h = tl.mid_values[k, digits[k], p]
+                    delta[position[k]] = tl.w_last[j, k] * h - tl.w_last[j, k] * tl.rep_mid[p, k]
+            for s in range(1, n_in + 1):
+                low = s & -s
+                t = _popcount(low - 1)
+                pre[s] = pre[s ^ low] + delta[t]
+                values[s] = activate(pre[s], tl.hidden)
+            for s in range(1, n_in + 1):
+                for q in range(1, n_outs + 1):
+                    opt = 1 + (s - 1) * n_outs + (q - 1)
+                    cov_in[j, opt] = s
+                    cov_out[j, opt] = q
+                    for o in range(m):
+                        fed = (q >> o) & 1
+                        value = values[s] if fed else dead
+                        contrib[j, opt, p * m + o] = tl.w_out[o, j] * value
+    # units that move the output most first
+    spread = np.zeros(n1)
+    for j in range(n1):
+        for k in range(n_terms):
+            lo, hi = contrib[j, 0, k], contrib[j, 0, k]
+            for opt in range(n_opt):
+                lo, hi = min(lo, contrib[j, opt, k]), max(hi, contrib[j, opt, k])
+            spread[j] = max(spread[j], hi - lo)
+    order = np.argsort(-spread)
+    rest_lo = np.zeros((n1 + 1, n_terms))
+    rest_hi = np.zeros((n1 + 1, n_terms))
+    pad = np.empty(n_terms)
+    for k in range(n_terms):
+        pad[k] = tl.scale[k]
+    for d in range(n1 - 1, -1, -1):
+        j = order[d]
+        for k in range(n_terms):
+            lo, hi, big = contrib[j, 0, k], contrib[j, 0, k], 0.0
+            for opt in range(n_opt):
+                c = contrib[j, opt, k]
+                lo, hi, big = min(lo, c), max(hi, c), max(big, abs(c))
+            rest_lo[d, k] = rest_lo[d + 1, k] + lo
+            rest_hi[d, k] = rest_hi[d + 1, k] + hi
+            pad[k] += big
+    for k in range(n_terms):
+        pad[k] *= VALUE_SLACK
+    z = np.empty((n1 + 1, n_terms))
+    for p in range(n_points):
+        for o in range(m):
+            z[0, p * m + o] = tl.b_out[o]
+    c_in = np.zeros(n1 + 1, np.int64)
+    c_out = np.zeros(n1 + 1, np.int64)
+    kept_all = np.ones(n1 + 1, np.bool_)
+    kept_all[0] = mid_all
+    digit = np.zeros(n1, np.int64)
+    depth = 0
+    while True:
+        u_in, u_out = _popcount(n_in & ~c_in[depth]), _popcount(n_outs & ~c_out[depth])
+        free, all_kept = n1 - depth, 1 if kept_all[depth] else 0
+        descend = False
+        if tl.last_nonzero[a2, u_in, u_out, free, all_kept]:
+            if depth == n1:
+                leaves[0] += times
+                if exact_verdict(z[depth], rule):
+                    leaves[1] += times
+            else:
+                verdict = interval_decision(z[depth], rest_lo[depth], rest_hi[depth], pad, rule)
+                if verdict != 0:
+                    tally[1 if verdict > 0 else 0, a2, u_in, u_out, free, all_kept] += times
+                else:
+                    descend = True
+        if descend:
+            digit[depth] = 0
+        else:
+            while True:  # next sibling, climbing while the last one is done
+                if depth == 0:
+                    return
+                digit[depth - 1] += 1
+                if digit[depth - 1] < n_opt:
+                    depth -= 1
+                    break
+                depth -= 1
+        j, opt = order[depth], digit[depth]
+        for k in range(n_terms):
+            z[depth + 1, k] = z[depth, k] + contrib[j, opt, k]
+        c_in[depth + 1] = c_in[depth] | cov_in[j, opt]
+        c_out[depth + 1] = c_out[depth] | cov_out[j, opt]
+        kept_all[depth + 1] = kept_all[depth] and opt != 0
+        depth += 1
+
+
+@njit(parallel=True, cache=True)
+def last_layers(tl: TwoLayers, configs, times, rule: Rule, tallies, leaves) -> None:
+    """Phase 2 over the open mid configurations ``configs`` (each standing for ``times``
+    of them), in parallel groups (group ``g`` tallies into ``tallies[g]``, ``leaves[g]``)."""
+    n_groups = tallies.shape[0]
+    for g in prange(n_groups):
+        for c in range(g, configs.shape[0], n_groups):
+            _last_layer(tl, configs[c], times[c], rule, tallies[g], leaves[g])
