@@ -211,6 +211,13 @@ def test_findings_csv_has_the_fixed_columns_first_and_one_row_per_verdict(report
     assert all(v.verdict in ("agrees", "disagrees", "inconclusive") for v in report.verdicts)
 
 
+def test_whole_numbers_are_written_exactly_at_any_size():
+    from circuit_census.analysis.formatting import fmt_num
+
+    assert fmt_num(2**64 - 1) == "18,446,744,073,709,551,615"
+    assert (fmt_num(16.0), fmt_num(12345.6), fmt_num(0.0447)) == ("16", "12,300", "0.0447")
+
+
 def test_no_none_and_one_number_format(report):
     text = report.markdown
     assert "None" not in text and "nan" not in text.lower() and "= <" not in text

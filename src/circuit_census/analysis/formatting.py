@@ -23,6 +23,8 @@ def fmt_num(v: float | int | None) -> str:
     ``0.000797``, ``1.23e-05``."""
     if _missing(v):
         return MISSING
+    if isinstance(v, int) and not isinstance(v, bool):  # exact at any size
+        return f"{v:,}".replace("-", MINUS)
     v = float(v)  # type: ignore[arg-type]
     if v == int(v) and abs(v) < 1e15:
         return f"{int(v):,}".replace("-", MINUS)
