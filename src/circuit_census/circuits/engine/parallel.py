@@ -16,7 +16,7 @@ import numpy as np
 from numba.core.event import install_timer
 
 from circuit_census.circuits.engine.blocks import Keep, ShardPass, Totals
-from circuit_census.circuits.engine.problem import prepare
+from circuit_census.circuits.engine.problem import Problem, prepare
 from circuit_census.circuits.settings import CensusSettings, RunOptions
 from circuit_census.network import Network
 
@@ -51,9 +51,20 @@ def run(
             progress(state["done"], total)
 
     keep = Keep(options.collect is not False, options.limit_held, sink)
+    return timed_pass(problem, keep, options.shard, tick)
+
+
+def timed_pass(
+    problem: Problem,
+    keep: Keep,
+    shard: tuple[int, int] | None,
+    tick: Callable[[int], None] | None,
+) -> Totals:
+    """One :class:`ShardPass` over ``shard``, with the seconds Numba spent compiling for
+    it in ``compile_seconds`` (kept out of the census rate)."""
     compiled: list[float] = []
     with install_timer("numba:compile", compiled.append):
-        totals = ShardPass(problem, keep).run(options.shard, tick)
+        totals = ShardPass(problem, keep).run(shard, tick)
     totals.compile_seconds = sum(compiled)
     return totals
 
@@ -68,14 +79,20 @@ def shard_job(args) -> tuple[int, int, int, np.ndarray | None, bool, float]:
         numba.set_num_threads(n_threads)
     except (ImportError, ValueError):
         pass
-    problem = prepare(network, x, y, settings, prune)
-    compiled: list[float] = []
-    with install_timer("numba:compile", compiled.append):
-        totals = ShardPass(problem, Keep(True, limit_held)).run(shard, None)
+    totals = timed_pass(
+        prepare(network, x, y, settings, prune), Keep(True, limit_held), shard, None
+    )
     bits = None
     if not totals.overflow:
         bits = np.concatenate(totals.chunks) if totals.chunks else None
-    return totals.candidates, totals.valid, totals.bounded, bits, totals.overflow, sum(compiled)
+    return (
+        totals.candidates,
+        totals.valid,
+        totals.bounded,
+        bits,
+        totals.overflow,
+        totals.compile_seconds,
+    )
 
 
 def run_workers(
