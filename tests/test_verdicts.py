@@ -148,8 +148,9 @@ def _rows(experiment, factor, values, measure_of, n_seeds=12, **extra):
 
 
 def _verdicts(rows, findings, n_resamples=999):
+    series = split_series(rows)
     stats_ = study_stats(rows, n_resamples=n_resamples)
-    return study_verdicts(rows, stats_, findings, n_resamples=n_resamples)
+    return study_verdicts(series, stats_, findings, n_resamples=n_resamples)
 
 
 def test_each_verdict_outcome_from_synthetic_rows():

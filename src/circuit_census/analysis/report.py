@@ -50,7 +50,7 @@ from circuit_census.analysis.sentences import (
     regression_sentence,
     verdict_sentence,
 )
-from circuit_census.analysis.series import SeriesStats, split_series, study_stats
+from circuit_census.analysis.series import SeriesStats, series_stats, split_series
 from circuit_census.analysis.setup_table import setup_table, value_text
 from circuit_census.analysis.statistics import (
     DEFAULT_RESAMPLES,
@@ -131,9 +131,9 @@ def build_report(
     setup = dict(setup or {})
     rows = list(rows)
     series = split_series(rows)
-    stats = study_stats(rows, n_resamples=n_resamples, seed=seed)
+    stats = [series_stats(s, n_resamples=n_resamples, seed=seed) for s in series]
     findings = declared_findings(setup)
-    verdicts = study_verdicts(rows, stats, findings, n_resamples=n_resamples, seed=seed)
+    verdicts = study_verdicts(series, stats, findings, n_resamples=n_resamples, seed=seed)
     name = setup.get("title") or setup.get("name")
     title = "circuit-census study report" + (f": {name}" if name else "")
     sentences = {s.name: finding_sentence(s) for s in stats}

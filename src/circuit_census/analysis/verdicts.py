@@ -18,7 +18,7 @@ from dataclasses import dataclass, fields, replace
 
 from circuit_census.analysis.findings import FINDINGS, Claim, Finding
 from circuit_census.analysis.rows import factor_value, is_included, measure_of, stratum_of
-from circuit_census.analysis.series import SeriesStats, has_census, snapped
+from circuit_census.analysis.series import Series, SeriesStats, has_census
 from circuit_census.analysis.statistics import (
     DEFAULT_RESAMPLES,
     DEFAULT_SEED,
@@ -165,15 +165,16 @@ def _pooled(
 
 
 def study_verdicts(
-    rows: Sequence[Mapping[str, object]],
+    series: Sequence[Series],
     stats: Sequence[SeriesStats],
     findings: Mapping[str, int],
     n_resamples: int = DEFAULT_RESAMPLES,
     seed: int = DEFAULT_SEED,
 ) -> list[VerdictRow]:
     """The verdict of every claim of every declared finding (``findings``: experiment ->
-    finding number), p-values Holm-adjusted over the whole table. Experiments that
-    declare no finding get no verdict."""
+    finding number), p-values Holm-adjusted over the whole table. ``series`` and
+    ``stats``: the study's series (``split_series``) and their statistics. Experiments
+    that declare no finding get no verdict."""
     out: list[VerdictRow] = []
     for experiment, number in sorted(findings.items(), key=lambda kv: kv[1]):
         finding = FINDINGS[number]
@@ -193,15 +194,11 @@ def study_verdicts(
                         sum(1 for lv in s.levels if lv.n_converged),
                     )
                 )
-        if finding.stratify and len({stratum_of(r) for r in _rows_of(rows, experiment)}) > 1:
-            out += _pooled(experiment, finding, _rows_of(rows, experiment), n_resamples, seed)
+        rows = [r for part in series if part.experiment == experiment for r in part.rows]
+        if finding.stratify and len({stratum_of(r) for r in rows}) > 1:
+            out += _pooled(experiment, finding, rows, n_resamples, seed)
     adjusted = holm([v.p for v in out])
     return [replace(v, p_holm=p) for v, p in zip(out, adjusted, strict=True)]
-
-
-def _rows_of(rows: Sequence[Mapping[str, object]], experiment: str) -> list:
-    """An experiment's rows, factor levels snapped as the series snap them."""
-    return snapped(r for r in rows if str(r.get("experiment", "")) == experiment)
 
 
 def consistency(verdicts: Sequence[VerdictRow]) -> list[tuple[int, str, str, str]]:
