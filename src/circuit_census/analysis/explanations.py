@@ -41,12 +41,18 @@ def has_explanations(rows: Sequence[Mapping[str, object]]) -> bool:
     return any(r.get("n_formulas") is not None for r in rows)
 
 
-def condition_levels(rows: Sequence[Mapping[str, object]]) -> list[ConditionLevels]:
-    """Per condition (network and task), the summaries of the four levels."""
+def by_condition(rows: Sequence[Mapping[str, object]]) -> dict[str, list[Mapping[str, object]]]:
+    """The kept rows that carry explanations, per condition (network and task)."""
     groups: dict[str, list[Mapping[str, object]]] = {}
     for r in rows:
         if r.get("n_formulas") is not None and is_included(r):
             groups.setdefault(network_label(r), []).append(r)
+    return groups
+
+
+def condition_levels(rows: Sequence[Mapping[str, object]]) -> list[ConditionLevels]:
+    """Per condition (network and task), the summaries of the four levels."""
+    groups = by_condition(rows)
     out = []
     for label in sorted(groups, key=natural_key):
         group = groups[label]
@@ -71,12 +77,9 @@ def levels_figure(conditions: Sequence[ConditionLevels], rows) -> Figure:
 
     fig, axes = plt.subplots(1, 4, figsize=(16, 4.4), layout="constrained")
     labels = [c.condition for c in conditions]
-    by_condition: dict[str, list[Mapping[str, object]]] = {}
-    for r in rows:
-        if r.get("n_formulas") is not None and is_included(r):
-            by_condition.setdefault(network_label(r), []).append(r)
+    groups = by_condition(rows)
     for ax, (name, title) in zip(axes, LEVELS, strict=True):
-        data = [[as_float(r.get(name)) for r in by_condition[c]] for c in labels]
+        data = [[as_float(r.get(name)) for r in groups[c]] for c in labels]
         ax.boxplot(data, positions=range(len(labels)), widths=0.55, showfliers=False)
         rng = np.random.default_rng(0)
         for i, values in enumerate(data):

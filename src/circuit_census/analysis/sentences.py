@@ -45,9 +45,8 @@ def measure_clause(c: Correlation) -> str:
     label = MEASURE_LABELS[c.measure]
     if not c.defined:
         return f"{label}: not computed ({c.note})"
-    return f"{label} show {relation_words(c.statistic)} ({correlation_numbers(c)})".replace(
-        "fraction show", "fraction shows"
-    )
+    verb = "shows" if label.endswith("fraction") else "show"  # "valid circuits show"
+    return f"{label} {verb} {relation_words(c.statistic)} ({correlation_numbers(c)})"
 
 
 def _models_text(s: SeriesStats) -> str:
