@@ -70,6 +70,12 @@ def test_discovery_rows_pool_per_network_and_method():
     assert all(d.n_models == 2 for d in table)
     acdc = next(d for d in table if d.method == "acdc")
     assert acdc.fraction_valid == found["methods"]["acdc"]["fraction_valid"]
+    # graded against the row's own census: the same as against a census taken anew
+    from circuit_census.discovery.grading import method_summaries
+
+    for summary in method_summaries(run.network, run.x, run.y, cond.census, seeds=2):
+        stored = found["methods"][summary.method]
+        assert {k: stored[k] for k in summary.__dict__} == summary.__dict__
 
 
 def test_explanation_levels_per_condition():

@@ -175,9 +175,10 @@ def finish_task(
     from circuit_census.measures.uniqueness import census_measures
     from circuit_census.tasks.boolean import make_task
 
-    per_output, circuits = [], []
+    per_output, circuits, minimals = [], [], []
     for o, result in enumerate(results):
         measures, minimal = census_measures(result)
+        minimals.append(minimal)
         d = measures.to_dict()
         d["n_candidates"] = int(result.n_candidates)
         d["valid_fraction"] = int(result.n_valid) / max(1, int(result.n_candidates))
@@ -185,7 +186,8 @@ def finish_task(
         circuits.append(CircuitSet(o, "minimal", int(minimal.shape[0]), minimal))
         circuits.append(CircuitSet(o, "valid", int(result.n_valid), result.valid[:valid_cap]))
     joint = per_output[0] if len(per_output) == 1 else _joint_measures(cond, run)
-    explained = _explanations(cond, run) if cond.explanations else {}
+    # Explanations (one output: checked by the sweep) reuse the census just taken.
+    explained = _explanations(cond, run, results[0]) if cond.explanations else {}
     task = make_task(cond.task)
     reg = cond.regularizers
 
@@ -231,7 +233,11 @@ def finish_task(
         minimal_mappings_total=explained.get("minimal_mappings_total"),
         measures={
             **_measures_json(per_output),
-            **({"discovery": _discovery(cond, run)} if cond.discovery_seeds else {}),
+            **(
+                {"discovery": _discovery(cond, run, results, minimals)}
+                if cond.discovery_seeds
+                else {}
+            ),
         },
         settings=run_description(cond, run.seed),
         valid_stored=sum(min(int(r.n_valid), valid_cap) for r in results),
@@ -241,22 +247,37 @@ def finish_task(
     return FinishedRow(row, circuits)
 
 
-def _explanations(cond: Condition, run: TrainedRun) -> dict[str, Any]:
-    """The model's interpretations, formulas and mappings (one output) in a few numbers."""
+def _explanations(cond: Condition, run: TrainedRun, result) -> dict[str, Any]:
+    """The model's interpretations, formulas and mappings (one output) in a few numbers,
+    from its census ``result``."""
     from circuit_census.explanations.explain import explain_summary
 
     options = RunOptions(max_candidates=DEFAULT_MAX_CANDIDATES)
-    return explain_summary(run.network, run.x, run.y, cond.census, options).to_dict()
+    summary = explain_summary(run.network, run.x, run.y, cond.census, options, result)
+    return summary.to_dict()
 
 
-def _discovery(cond: Condition, run: TrainedRun) -> dict[str, Any]:
+def _discovery(
+    cond: Condition, run: TrainedRun, results: list, minimals: list[np.ndarray]
+) -> dict[str, Any]:
     """Every discovery method over the condition's discovery seeds on this model, graded
-    against one census: each method's summary and, for ranking methods, seed 0's
-    faithfulness curve as ``[k, edges, valid]`` points."""
-    from circuit_census.discovery.grading import census_truth, discover_and_grade, summarize
+    against one census (a one-output model's census ``results[0]`` with its minimal
+    circuits ``minimals[0]``; the joint census, taken here, for several outputs): each
+    method's summary and, for ranking methods, seed 0's faithfulness curve as
+    ``[k, edges, valid]`` points."""
+    from circuit_census.discovery.grading import (
+        Truth,
+        census_truth,
+        discover_and_grade,
+        summarize,
+    )
     from circuit_census.discovery.methods import METHODS, DiscoveryOptions
 
-    truth = census_truth(run.network, run.x, run.y, cond.census, DEFAULT_MAX_CANDIDATES)
+    if len(results) == 1:
+        (r,) = results
+        truth = Truth(r.space, int(r.n_candidates), r.valid, minimals[0])
+    else:
+        truth = census_truth(run.network, run.x, run.y, cond.census, DEFAULT_MAX_CANDIDATES)
     out: dict[str, Any] = {
         "seeds": cond.discovery_seeds,
         "census_smallest_valid": None,

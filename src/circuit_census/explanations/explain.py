@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 
 from circuit_census.circuits.ablation import layer_means
-from circuit_census.circuits.census import census
+from circuit_census.circuits.census import CensusResult, census
 from circuit_census.circuits.settings import CensusSettings, RunOptions
 from circuit_census.circuits.space import MELOUX2025 as MELOUX
 from circuit_census.errors import InputError
@@ -140,12 +140,15 @@ def explain(
     listed: int = 100,
     interpretations_listed: int = 0,
     progress: Callable[[int, int], None] | None = None,
+    result: CensusResult | None = None,
 ) -> Explanation:
     """Explain a one-output ``network`` at all four levels. The census runs on ``x`` (and
     ``y``) with ``settings``; interpretations and mappings are taken on the clean corners.
     ``table``: the task's bit per corner (default: read from ``x``, ``y``). ``listed``: most
     minimal mappings listed per formula; ``interpretations_listed``: most interpretations
-    listed per circuit. ``progress(done, total)`` is called as circuits are interpreted."""
+    listed per circuit. ``progress(done, total)`` is called as circuits are interpreted.
+    ``result``: that census, already taken with every valid circuit held (it is not taken
+    again)."""
     started = time.perf_counter()
     if network.sizes[-1] != 1:
         raise InputError(
@@ -163,7 +166,8 @@ def explain(
     table = task_table(x, y, n_inputs) if table is None else np.asarray(table).reshape(-1)
     if table.shape != (len(corners),):
         raise InputError(f"a truth table of {n_inputs} inputs has {len(corners)} bits")
-    result = census(network, x, y, settings, replace(options, collect=True))
+    if result is None or result.valid is None:
+        result = census(network, x, y, settings, replace(options, collect=True))
     compat = settings.compat
     floor = reference_sparsity_floor(network.sizes) if compat == MELOUX else None
     means = layer_means(network, x) if settings.ablation == "mean" else None
@@ -208,6 +212,8 @@ def explain_summary(
     y: np.ndarray | None = None,
     settings: CensusSettings = CensusSettings(),
     options: RunOptions = RunOptions(),
+    result: CensusResult | None = None,
 ) -> ExplanationSummary:
-    """The :class:`ExplanationSummary` of :func:`explain` (nothing listed)."""
-    return explain(network, x, y, settings, options, listed=0).summary()
+    """The :class:`ExplanationSummary` of :func:`explain` (nothing listed; ``result`` as
+    there)."""
+    return explain(network, x, y, settings, options, listed=0, result=result).summary()
