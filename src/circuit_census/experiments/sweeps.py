@@ -327,12 +327,11 @@ def _condition(
                 f"{1 / PROGRESS_STEPS:g}, got {value:g}"
             )
         label = number_label(value)
-        assert task is not None
-        return Condition(
-            experiment, factor, index, value, label, task, training, census, seeds, value
-        )
     else:
         value = read_number(level, where)
         training, label = changed(training, where, **{factor: value}), number_label(value)
     assert task is not None
-    return Condition(experiment, factor, index, value, label, task, training, census, seeds)
+    progress = value if factor == "progress" else None
+    return Condition(
+        experiment, factor, index, value, label, task, training, census, seeds, progress
+    )
