@@ -12,6 +12,7 @@ from test_census import as_flags, random_network, reference_census, xor_like_dat
 
 from circuit_census.activations import ACTIVATIONS
 from circuit_census.circuits.census import census, combine_results
+from circuit_census.circuits.engine import last_layers
 from circuit_census.circuits.engine.families import (
     Base,
     Decided,
@@ -23,6 +24,7 @@ from circuit_census.circuits.engine.families import (
 )
 from circuit_census.circuits.engine.last_layers import last_count
 from circuit_census.circuits.engine.problem import prepare
+from circuit_census.circuits.engine.tree_kernels import option_classes
 from circuit_census.circuits.settings import CensusSettings, RunOptions
 from circuit_census.circuits.space import CircuitSpace
 
@@ -205,3 +207,39 @@ def test_holding_no_circuits_counts_them_all_and_holds_none():
     none_held = census(net, x, y, settings, RunOptions(collect=0))
     assert (none_held.n_candidates, none_held.n_valid) == (n_ref, len(valid_ref))
     assert len(valid_ref) > 0 and none_held.valid is None
+
+
+@pytest.mark.parametrize("path", ["by class", "by option", "mixed"])
+@pytest.mark.parametrize("compat", [None, "meloux2025"])
+def test_last_layer_searches_by_class_and_by_option_agree(monkeypatch, path, compat):
+    """The last hidden layer searched over classes of equal options (counted by inclusion
+    and exclusion), option by option (``CLASS_CIRCUITS`` 0), or each where it fits (a
+    small ``MAX_CLASS_ENTRIES``) gives the reference census."""
+    if path == "by option":
+        monkeypatch.setattr(last_layers, "CLASS_CIRCUITS", 0)
+    if path == "mixed":
+        monkeypatch.setattr(last_layers, "MAX_CLASS_ENTRIES", 24)
+    rng = np.random.default_rng(53)
+    for sizes, hidden, criterion in [
+        ((2, 3, 2, 1), "relu", "mse"),
+        ((2, 2, 3, 1), "relu", "accuracy"),
+        ((2, 2, 2, 2), "leaky_relu", "mse"),
+        ((2, 2, 2, 2, 1), "tanh", "mse"),
+    ]:
+        net = random_network(rng, sizes, hidden, "identity")
+        x, y = xor_like_data(rng, sizes[0], sizes[-1])
+        threshold = _threshold(net, x, criterion)
+        n_ref, valid_ref = reference_census(
+            net, x, y, "zero", criterion, threshold, compat=compat is not None
+        )
+        settings = CensusSettings(criterion, threshold, compat=compat)
+        output = "joint" if sizes[-1] > 1 else None
+        counted = census(net, x, y, settings, RunOptions(collect=False), output=output)
+        assert (counted.n_candidates, counted.n_valid) == (n_ref, len(valid_ref))
+
+
+def test_options_with_equal_contributions_share_a_class():
+    """Rows equal in every term share the class of their first; option 0's class is 0."""
+    rows = np.array([[0.0, 0.0], [1.0, 2.0], [0.0, -0.0], [2.0, 1.0], [1.0, 2.0], [3.0, 0.0]])
+    classes, n_classes = option_classes(rows)
+    assert classes.tolist() == [0, 1, 0, 2, 1, 3] and n_classes == 4

@@ -30,6 +30,8 @@ from circuit_census.circuits.engine.tree_kernels import (
 MAX_OPEN = 1 << 25  # tuples of value classes of next-to-last configurations counted
 MAX_OPTIONS = 1 << 12  # options of one last-hidden node the kernel holds
 MAX_MEMO = 1 << 26  # bytes of remembered bounds of next-to-last families
+MAX_CLASS_ENTRIES = 1 << 22  # counts per node, class of equal options and cover pattern
+CLASS_CIRCUITS = 2**64  # the most last-layer choices one configuration has, counted by class
 
 
 @dataclass
@@ -164,6 +166,7 @@ def census_last_layers(problem: Problem, family: Family) -> Counts | None:
     memo = _memo(same)
     if memo is None:
         return None
+    counts = Counts()
     for first in range(n_opts):
         mid_families(two, first, problem.rule, memo, mid_tally)
     codes = np.flatnonzero(memo.open_count)
@@ -173,8 +176,16 @@ def census_last_layers(problem: Problem, family: Family) -> Counts | None:
              for i in range(n2)], axis=1,
         )  # fmt: skip
         times = memo.open_count[codes].astype(np.int64)
-        last_layers(two, np.ascontiguousarray(configs), times, problem.rule, last_tally, leaves)
-    counts = Counts()
+        # the class search counts mod 2^64: exact while a configuration has fewer circuits
+        by_class = (1 + (2**n2 - 1) * (2**m - 1)) ** n1 <= CLASS_CIRCUITS
+        class_counts = np.zeros((len(codes), 3), dtype=np.uint64)
+        entries = MAX_CLASS_ENTRIES if by_class else 0
+        last_layers(two, np.ascontiguousarray(configs), times, problem.rule, entries,
+                    last_tally, leaves, class_counts)  # fmt: skip
+        for (candidates, valid, bounded), n in zip(class_counts.tolist(), times.tolist()):
+            counts.candidates += candidates * n
+            counts.valid += valid * n
+            counts.bounded += bounded * n
     for key in zip(*np.nonzero(mid_tally)):
         verdict, shape = key[0], _mid_shape(problem, family, tuple(int(k) for k in key[1:]))
         n = int(mid_tally[key]) * family_count(sizes, compat, shape)

@@ -215,11 +215,11 @@ def exact_verdict(z, rule: Rule) -> bool:
 
 
 @njit(cache=True)
-def _last_layer(tl: TwoLayers, digits, times: int, rule: Rule, tally, leaves) -> None:
-    """Branch and bound over the last hidden layer for one mid configuration ``digits``
-    (standing for ``times`` configurations with the same values): decided families to
-    ``tally[verdict, a2, uncovered_in, uncovered_out, free, all_kept]``; single circuits
-    judged exactly, ``leaves[0]`` candidates, ``leaves[1]`` valid."""
+def _last_options(tl: TwoLayers, digits):
+    """Every last-hidden node's options below one mid configuration ``digits``: their
+    contributions to the output pre-activations ``(n1, n_opt, K)`` and the senders and
+    outputs each feeds (bitmasks ``(n1, n_opt)``; option 0 leaves the node out). Also the
+    number of kept mid nodes and whether every hidden node so far is kept."""
     n2, n1, m = tl.mid_values.shape[0], tl.w_last.shape[0], tl.w_out.shape[0]
     n_points = tl.free_lo.shape[0]
     n_terms = n_points * m
@@ -266,7 +266,15 @@ def _last_layer(tl: TwoLayers, digits, times: int, rule: Rule, tally, leaves) ->
                         fed = (q >> o) & 1
                         value = values[s] if fed else dead
                         contrib[j, opt, p * m + o] = tl.w_out[o, j] * value
-    # units that move the output most first
+    return a2, mid_all, contrib, cov_in, cov_out
+
+
+@njit(cache=True)
+def _order_and_rest(contrib, scale):
+    """The last-hidden nodes in the order the tree fixes them (those that move the output
+    most first), what the nodes from depth ``d`` on can add at least and most
+    (``rest_lo[d]``, ``rest_hi[d]``) and the rounding pad of every term."""
+    n1, n_opt, n_terms = contrib.shape
     spread = np.zeros(n1)
     for j in range(n1):
         for k in range(n_terms):
@@ -279,7 +287,7 @@ def _last_layer(tl: TwoLayers, digits, times: int, rule: Rule, tally, leaves) ->
     rest_hi = np.zeros((n1 + 1, n_terms))
     pad = np.empty(n_terms)
     for k in range(n_terms):
-        pad[k] = tl.scale[k]
+        pad[k] = scale[k]
     for d in range(n1 - 1, -1, -1):
         j = order[d]
         for k in range(n_terms):
@@ -292,6 +300,21 @@ def _last_layer(tl: TwoLayers, digits, times: int, rule: Rule, tally, leaves) ->
             pad[k] += big
     for k in range(n_terms):
         pad[k] *= VALUE_SLACK
+    return order, rest_lo, rest_hi, pad
+
+
+@njit(cache=True)
+def _last_layer(tl: TwoLayers, digits, times: int, rule: Rule, tally, leaves) -> None:
+    """Branch and bound over the last hidden layer for one mid configuration ``digits``
+    (standing for ``times`` configurations with the same values): decided families to
+    ``tally[verdict, a2, uncovered_in, uncovered_out, free, all_kept]``; single circuits
+    judged exactly, ``leaves[0]`` candidates, ``leaves[1]`` valid."""
+    n1, m = tl.w_last.shape[0], tl.w_out.shape[0]
+    n_points = tl.free_lo.shape[0]
+    n_terms = n_points * m
+    a2, mid_all, contrib, cov_in, cov_out = _last_options(tl, digits)
+    n_in, n_outs, n_opt = (1 << a2) - 1, (1 << m) - 1, contrib.shape[1]
+    order, rest_lo, rest_hi, pad = _order_and_rest(contrib, tl.scale)
     z = np.empty((n1 + 1, n_terms))
     for p in range(n_points):
         for o in range(m):
@@ -337,11 +360,192 @@ def _last_layer(tl: TwoLayers, digits, times: int, rule: Rule, tally, leaves) ->
         depth += 1
 
 
+@njit(cache=True)
+def _same_rows(rows, a: int, b: int) -> bool:
+    for k in range(rows.shape[1]):
+        if rows[a, k] != rows[b, k]:
+            return False
+    return True
+
+
+@njit(cache=True)
+def option_classes(rows):
+    """Each option's class of equal contributions (classes numbered by their first
+    option, so option 0 is in class 0) and the number of classes: options are sorted by
+    a weighted sum of their row and compared in full only where those sums are equal."""
+    n_opt, n_terms = rows.shape
+    key = np.empty(n_opt)
+    for o in range(n_opt):
+        acc = 0.0
+        for k in range(n_terms):
+            acc += rows[o, k] * (1.0 + ((k * 40503) % 65521) / 65521.0)
+        key[o] = acc
+    by_key = np.argsort(key, kind="mergesort")  # stable: equal keys stay in option order
+    leader = np.arange(n_opt)
+    start = 0
+    while start < n_opt:
+        end = start + 1
+        while end < n_opt and key[by_key[end]] == key[by_key[start]]:
+            end += 1
+        for i in range(start + 1, end):
+            o = by_key[i]
+            for i2 in range(start, i):
+                first = by_key[i2]
+                if leader[first] == first and _same_rows(rows, o, first):
+                    leader[o] = first
+                    break
+        start = end
+    cls = np.empty(n_opt, np.int64)
+    n_cls = 0
+    for o in range(n_opt):
+        if leader[o] == o:
+            cls[o] = n_cls
+            n_cls += 1
+        else:
+            cls[o] = cls[leader[o]]
+    return cls, n_cls
+
+
+@njit(cache=True)
+def _class_count(prod, prod_kept, power, power_kept, negative, depth: int, free: int,
+                 exclude_all: bool) -> np.uint64:  # fmt: skip
+    """Admissible members of a family (mod 2^64): by inclusion and exclusion over the
+    cover patterns ``TU`` (senders ``T``, outputs ``U`` allowed), the product of each
+    fixed node's options within ``TU`` and of each free node's (``exclude_all``: minus
+    the members keeping every last-hidden node)."""
+    total = np.uint64(0)
+    for tu in range(prod.shape[1]):
+        ways = prod[depth, tu] * power[free, tu]
+        if exclude_all:
+            ways -= prod_kept[depth, tu] * power_kept[free, tu]
+        if negative[tu]:
+            total -= ways
+        else:
+            total += ways
+    return total
+
+
+@njit(cache=True)
+def _class_last_layer(tl: TwoLayers, digits, rule: Rule, max_entries: int, out) -> bool:
+    """Branch and bound over the last hidden layer for one mid configuration, over each
+    node's classes of options with equal contributions instead of its options: a family
+    fixes classes, and its admissible members are counted exactly (mod 2^64, exact while
+    the configuration has fewer than 2^64 circuits) by inclusion and exclusion over cover
+    patterns. Adds candidates, valid and bounded to ``out``; ``False`` (nothing added)
+    when the classes' counts (nodes x classes x cover patterns) would pass ``max_entries``."""
+    if max_entries <= 0:
+        return False
+    n1, m = tl.w_last.shape[0], tl.w_out.shape[0]
+    n_terms = tl.free_lo.shape[0] * m
+    a2, mid_all, contrib, cov_in, cov_out = _last_options(tl, digits)
+    n_opt = contrib.shape[1]
+    bits = a2 + m
+    n_tu = 1 << bits
+    cls = np.empty((n1, n_opt), np.int64)
+    n_cls = np.empty(n1, np.int64)
+    for j in range(n1):
+        node_cls, n_cls[j] = option_classes(contrib[j])
+        cls[j, :] = node_cls
+    most = n_cls.max()
+    if n1 * most * n_tu > max_entries:
+        return False
+    # within[j, c, TU]: options of class c of node j feeding only senders in T and
+    # outputs in U (a subset-sum over the cover bits); ``kept`` without option 0
+    within = np.zeros((n1, most, n_tu), np.uint64)
+    kept = np.zeros((n1, most, n_tu), np.uint64)
+    first = np.zeros((n1, most), np.int64)
+    one = np.uint64(1)
+    for j in range(n1):
+        for o in range(n_opt - 1, -1, -1):
+            c = cls[j, o]
+            first[j, c] = o
+            tu = (cov_in[j, o] << m) | cov_out[j, o]
+            within[j, c, tu] += one
+            if o != 0:
+                kept[j, c, tu] += one
+        for c in range(n_cls[j]):
+            for b in range(bits):
+                for tu in range(n_tu):
+                    if (tu >> b) & 1:
+                        within[j, c, tu] += within[j, c, tu ^ (1 << b)]
+                        kept[j, c, tu] += kept[j, c, tu ^ (1 << b)]
+    # every option of a free node within TU, and those keeping it, to each power
+    power = np.empty((n1 + 1, n_tu), np.uint64)
+    power_kept = np.empty((n1 + 1, n_tu), np.uint64)
+    negative = np.empty(n_tu, np.bool_)
+    for tu in range(n_tu):
+        t, u = tu >> m, tu & ((1 << m) - 1)
+        ways = np.uint64(((1 << _popcount(t)) - 1) * ((1 << _popcount(u)) - 1))
+        power[0, tu] = power_kept[0, tu] = one
+        for r in range(1, n1 + 1):
+            power[r, tu] = power[r - 1, tu] * (ways + one)
+            power_kept[r, tu] = power_kept[r - 1, tu] * ways
+        negative[tu] = ((bits - _popcount(tu)) & 1) == 1
+    exclude_all = tl.compat and mid_all
+    order, rest_lo, rest_hi, pad = _order_and_rest(contrib, tl.scale)
+    z = np.empty((n1 + 1, n_terms))
+    for p in range(tl.free_lo.shape[0]):
+        for o in range(m):
+            z[0, p * m + o] = tl.b_out[o]
+    prod = np.ones((n1 + 1, n_tu), np.uint64)
+    prod_kept = np.ones((n1 + 1, n_tu), np.uint64)
+    digit = np.zeros(n1, np.int64)
+    candidates = valid = bounded = np.uint64(0)
+    depth = 0
+    while True:
+        free = n1 - depth
+        ways = _class_count(prod, prod_kept, power, power_kept, negative, depth, free,
+                            exclude_all)  # fmt: skip
+        descend = False
+        if ways != 0:
+            if depth == n1:
+                candidates += ways
+                if exact_verdict(z[depth], rule):
+                    valid += ways
+            else:
+                verdict = interval_decision(z[depth], rest_lo[depth], rest_hi[depth], pad, rule)
+                if verdict != 0:
+                    candidates += ways
+                    bounded += ways
+                    if verdict > 0:
+                        valid += ways
+                else:
+                    descend = True
+        if descend:
+            digit[depth] = 0
+        else:
+            while True:  # next sibling, climbing while the last one is done
+                if depth == 0:
+                    out[0] += candidates
+                    out[1] += valid
+                    out[2] += bounded
+                    return True
+                digit[depth - 1] += 1
+                if digit[depth - 1] < n_cls[order[depth - 1]]:
+                    depth -= 1
+                    break
+                depth -= 1
+        j, c = order[depth], digit[depth]
+        o = first[j, c]
+        for k in range(n_terms):
+            z[depth + 1, k] = z[depth, k] + contrib[j, o, k]
+        for tu in range(n_tu):
+            prod[depth + 1, tu] = prod[depth, tu] * within[j, c, tu]
+            prod_kept[depth + 1, tu] = prod_kept[depth, tu] * kept[j, c, tu]
+        depth += 1
+
+
 @njit(parallel=True, cache=True)
-def last_layers(tl: TwoLayers, configs, times, rule: Rule, tallies, leaves) -> None:
+def last_layers(tl: TwoLayers, configs, times, rule: Rule, class_entries: int, tallies,
+                leaves, class_counts) -> None:  # fmt: skip
     """Phase 2 over the open mid configurations ``configs`` (each standing for ``times``
-    of them), in parallel groups (group ``g`` tallies into ``tallies[g]``, ``leaves[g]``)."""
+    of them), in parallel groups. A configuration is searched over classes of equal
+    options into ``class_counts[c]`` (candidates, valid, bounded, each once, mod 2^64;
+    the caller multiplies by ``times``) where its counts fit ``class_entries`` (0: never);
+    otherwise
+    option by option, group ``g`` tallying into ``tallies[g]`` and ``leaves[g]``."""
     n_groups = tallies.shape[0]
     for g in prange(n_groups):
         for c in range(g, configs.shape[0], n_groups):
-            _last_layer(tl, configs[c], times[c], rule, tallies[g], leaves[g])
+            if not _class_last_layer(tl, configs[c], rule, class_entries, class_counts[c]):
+                _last_layer(tl, configs[c], times[c], rule, tallies[g], leaves[g])
