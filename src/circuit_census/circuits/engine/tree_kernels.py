@@ -18,6 +18,8 @@ from numba import njit, prange
 
 from circuit_census.circuits.engine.kernels import (
     ACCURACY,
+    DECISION_SLACK,
+    IDENTITY,
     MSE,
     VALUE_SLACK,
     activate,
@@ -425,6 +427,98 @@ def _class_count(prod, prod_kept, power, power_kept, negative, depth: int, free:
     return total
 
 
+MAX_QUADRATIC_CLASSES = 1024  # classes of one configuration the quadratic bound holds
+
+
+@njit(cache=True)
+def _quadratic_setup(contrib, order, n_cls, first, rule: Rule, b_out):
+    """What the quadratic bound of an mse family with an identity output needs, for the
+    classes in tree order (class ``c`` of the node at depth ``d`` is ``start[d] + c``):
+    each class's contribution less its node's per-term midpoint (``delta``), their
+    weighted inner products ``gram``, each depth's largest ``|delta|`` summed from there
+    on (``reach``), the inner products of the midpoints' residual with every ``delta``
+    (``linear``) and its squared norm, and a rounding pad."""
+    n1, _, n_terms = contrib.shape
+    m = b_out.shape[0]
+    start = np.zeros(n1 + 1, np.int64)
+    for d in range(n1):
+        start[d + 1] = start[d] + n_cls[order[d]]
+    n_all = start[n1]
+    delta = np.empty((n_all, n_terms))
+    residual = np.empty(n_terms)
+    magnitude = np.empty(n_terms)
+    for k in range(n_terms):
+        residual[k] = b_out[k % m] - rule.target[k]
+        magnitude[k] = abs(b_out[k % m]) + abs(rule.target[k])
+    for d in range(n1):
+        j = order[d]
+        for k in range(n_terms):
+            lo, hi = contrib[j, 0, k], contrib[j, 0, k]
+            for c in range(n_cls[j]):
+                v = contrib[j, first[j, c], k]
+                lo, hi = min(lo, v), max(hi, v)
+            middle = 0.5 * (lo + hi)
+            residual[k] += middle
+            magnitude[k] += 3.0 * max(abs(lo), abs(hi))
+            for c in range(n_cls[j]):
+                delta[start[d] + c, k] = contrib[j, first[j, c], k] - middle
+    weight = rule.weight
+    gram = np.zeros((n_all, n_all))
+    for g in range(n_all):
+        for h in range(g, n_all):
+            acc = 0.0
+            for k in range(n_terms):
+                acc += weight[k] * delta[g, k] * delta[h, k]
+            gram[g, h] = acc
+    reach = np.zeros(n1 + 1)
+    for d in range(n1 - 1, -1, -1):
+        most = 0.0
+        for c in range(start[d], start[d + 1]):
+            most = max(most, np.sqrt(max(gram[c, c], 0.0)))
+        reach[d] = reach[d + 1] + most
+    linear = np.zeros((n1 + 1, n_all))
+    norm = 0.0
+    scale = 0.0
+    for k in range(n_terms):
+        norm += weight[k] * residual[k] * residual[k]
+        scale += weight[k] * magnitude[k] * magnitude[k]
+    for g in range(n_all):
+        acc = 0.0
+        for k in range(n_terms):
+            acc += weight[k] * residual[k] * delta[g, k]
+        linear[0, g] = acc
+    return start, gram, reach, linear, norm, QUADRATIC_SLACK * scale
+
+
+QUADRATIC_SLACK = 1e-8  # of the summed squared magnitudes: far above float64 rounding
+
+
+@njit(cache=True)
+def _quadratic_decision(depth, start, linear, norm, reach, pad, budget) -> int:
+    """The mse verdict of a family from ``|e + sum delta_j|^2 = |e|^2 + 2 sum e.delta_j +
+    |sum delta_j|^2``: ``e`` (squared norm ``norm``) the fixed nodes' residual with every
+    free node at its midpoint, each free node's ``e.delta`` at its least and most over its
+    classes (``linear[depth]``), and the last term between 0 (or the triangle inequality's
+    bound) and ``reach[depth]^2``. -1 all invalid, 1 all valid, 0 undecided."""
+    low = high = 0.0
+    for d in range(depth, start.shape[0] - 1):
+        lo = hi = linear[depth, start[d]]
+        for g in range(start[d] + 1, start[d + 1]):
+            lo, hi = min(lo, linear[depth, g]), max(hi, linear[depth, g])
+        low += lo
+        high += hi
+    free = reach[depth]
+    lower = norm + 2.0 * low
+    apart = np.sqrt(max(norm, 0.0)) - free
+    if apart > 0.0:
+        lower = max(lower, apart * apart)
+    if lower - pad > budget * (1.0 + DECISION_SLACK):
+        return -1
+    if norm + 2.0 * high + free * free + pad < budget * (1.0 - DECISION_SLACK):
+        return 1
+    return 0
+
+
 @njit(cache=True)
 def _class_last_layer(tl: TwoLayers, digits, rule: Rule, max_entries: int, out) -> bool:
     """Branch and bound over the last hidden layer for one mid configuration, over each
@@ -483,56 +577,138 @@ def _class_last_layer(tl: TwoLayers, digits, rule: Rule, max_entries: int, out) 
         negative[tu] = ((bits - _popcount(tu)) & 1) == 1
     exclude_all = tl.compat and mid_all
     order, rest_lo, rest_hi, pad = _order_and_rest(contrib, tl.scale)
+    # an identity output under mse: the quadratic bound first (cheap once set up)
+    quadratic = (
+        rule.criterion == MSE
+        and rule.activation == IDENTITY
+        and n_cls.sum() <= MAX_QUADRATIC_CLASSES
+    )
+    if quadratic:
+        start, gram, reach, linear, norm0, q_pad = _quadratic_setup(
+            contrib, order, n_cls, first, rule, tl.b_out
+        )
+    else:
+        start, gram, reach = np.zeros(1, np.int64), np.zeros((1, 1)), np.zeros(1)
+        linear, norm0, q_pad = np.zeros((1, 1)), 0.0, 0.0
+    norm = np.empty(n1 + 1)
+    norm[0] = norm0
     z = np.empty((n1 + 1, n_terms))
     for p in range(tl.free_lo.shape[0]):
         for o in range(m):
             z[0, p * m + o] = tl.b_out[o]
+    z_ready = np.zeros(n1 + 1, np.bool_)
+    z_ready[0] = True
+    # prod[d]: the fixed classes' options within each cover pattern, for nodes the search
+    # descends from; signed[d]: with its sign and the free nodes' ways, for its children
     prod = np.ones((n1 + 1, n_tu), np.uint64)
     prod_kept = np.ones((n1 + 1, n_tu), np.uint64)
+    signed = np.zeros((n1 + 1, n_tu), np.uint64)
+    signed_kept = np.zeros((n1 + 1, n_tu), np.uint64)
+    signed_ready = np.zeros(n1 + 1, np.bool_)
     digit = np.zeros(n1, np.int64)
-    candidates = valid = bounded = np.uint64(0)
+    zero = np.uint64(0)
+    candidates = _class_count(prod, prod_kept, power, power_kept, negative, 0, n1, exclude_all)
+    valid = exact = zero
     depth = 0
+    # Only valid families and single circuits are counted: the rest of the candidates
+    # were decided invalid by bounds (the counts are exact, so the difference is too).
     while True:
-        free = n1 - depth
-        ways = _class_count(prod, prod_kept, power, power_kept, negative, depth, free,
-                            exclude_all)  # fmt: skip
         descend = False
-        if ways != 0:
-            if depth == n1:
-                candidates += ways
+        if depth == n1:
+            ways = _child_count(prod, prod_kept, signed, signed_kept, signed_ready, power,
+                                power_kept, negative, within, kept, order, digit, depth,
+                                exclude_all)  # fmt: skip
+            if ways != 0:
+                exact += ways
+                _ready_z(z, z_ready, contrib, order, first, digit, depth)
                 if exact_verdict(z[depth], rule):
                     valid += ways
-            else:
+        else:
+            verdict = 0
+            if quadratic:
+                verdict = _quadratic_decision(
+                    depth, start, linear, norm[depth], reach, q_pad, rule.budget
+                )
+            if verdict == 0:
+                _ready_z(z, z_ready, contrib, order, first, digit, depth)
                 verdict = interval_decision(z[depth], rest_lo[depth], rest_hi[depth], pad, rule)
-                if verdict != 0:
-                    candidates += ways
-                    bounded += ways
-                    if verdict > 0:
-                        valid += ways
+            if verdict > 0:
+                if depth == 0:
+                    valid += candidates
                 else:
-                    descend = True
+                    valid += _child_count(prod, prod_kept, signed, signed_kept, signed_ready,
+                                          power, power_kept, negative, within, kept, order,
+                                          digit, depth, exclude_all)  # fmt: skip
+            elif verdict == 0:
+                descend = True
+                if depth > 0:
+                    j, c = order[depth - 1], digit[depth - 1]
+                    for tu in range(n_tu):
+                        prod[depth, tu] = prod[depth - 1, tu] * within[j, c, tu]
+                    if exclude_all:
+                        for tu in range(n_tu):
+                            prod_kept[depth, tu] = prod_kept[depth - 1, tu] * kept[j, c, tu]
+                    signed_ready[depth] = False
         if descend:
             digit[depth] = 0
+            depth += 1
         else:
             while True:  # next sibling, climbing while the last one is done
                 if depth == 0:
                     out[0] += candidates
                     out[1] += valid
-                    out[2] += bounded
+                    out[2] += candidates - exact
                     return True
                 digit[depth - 1] += 1
                 if digit[depth - 1] < n_cls[order[depth - 1]]:
-                    depth -= 1
                     break
                 depth -= 1
-        j, c = order[depth], digit[depth]
-        o = first[j, c]
-        for k in range(n_terms):
-            z[depth + 1, k] = z[depth, k] + contrib[j, o, k]
-        for tu in range(n_tu):
-            prod[depth + 1, tu] = prod[depth, tu] * within[j, c, tu]
-            prod_kept[depth + 1, tu] = prod_kept[depth, tu] * kept[j, c, tu]
-        depth += 1
+        # enter the node at ``depth``: its residual moves by the new class's delta
+        z_ready[depth] = False
+        if quadratic:
+            g = start[depth - 1] + digit[depth - 1]
+            norm[depth] = norm[depth - 1] + 2.0 * linear[depth - 1, g] + gram[g, g]
+            for h in range(start[depth], start[n1]):
+                linear[depth, h] = linear[depth - 1, h] + gram[g, h]
+
+
+@njit(cache=True)
+def _ready_z(z, z_ready, contrib, order, first, digit, depth: int) -> None:
+    """The output pre-activations of the node at ``depth`` from its parent's (ready)."""
+    if z_ready[depth]:
+        return
+    j = order[depth - 1]
+    o = first[j, digit[depth - 1]]
+    for k in range(z.shape[1]):
+        z[depth, k] = z[depth - 1, k] + contrib[j, o, k]
+    z_ready[depth] = True
+
+
+@njit(cache=True)
+def _child_count(prod, prod_kept, signed, signed_kept, signed_ready, power, power_kept,
+                 negative, within, kept, order, digit, depth: int,
+                 exclude_all: bool) -> np.uint64:  # fmt: skip
+    """:func:`_class_count` of the node at ``depth`` from its parent's products: one
+    product per cover pattern, with the parent's signed ways prepared once for all its
+    children."""
+    parent = depth - 1
+    free = order.shape[0] - depth
+    if not signed_ready[parent]:
+        zero = np.uint64(0)
+        for tu in range(prod.shape[1]):
+            ways = prod[parent, tu] * power[free, tu]
+            ways_kept = prod_kept[parent, tu] * power_kept[free, tu]
+            signed[parent, tu] = zero - ways if negative[tu] else ways
+            signed_kept[parent, tu] = zero - ways_kept if negative[tu] else ways_kept
+        signed_ready[parent] = True
+    j, c = order[parent], digit[parent]
+    total = np.uint64(0)
+    for tu in range(prod.shape[1]):
+        total += signed[parent, tu] * within[j, c, tu]
+    if exclude_all:
+        for tu in range(prod.shape[1]):
+            total -= signed_kept[parent, tu] * kept[j, c, tu]
+    return total
 
 
 @njit(parallel=True, cache=True)
