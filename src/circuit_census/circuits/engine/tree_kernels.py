@@ -563,18 +563,42 @@ def _class_last_layer(tl: TwoLayers, digits, rule: Rule, max_entries: int, out) 
                     if (tu >> b) & 1:
                         within[j, c, tu] += within[j, c, tu ^ (1 << b)]
                         kept[j, c, tu] += kept[j, c, tu ^ (1 << b)]
-    # every option of a free node within TU, and those keeping it, to each power
-    power = np.empty((n1 + 1, n_tu), np.uint64)
-    power_kept = np.empty((n1 + 1, n_tu), np.uint64)
-    negative = np.empty(n_tu, np.bool_)
+    # Patterns allowing no sender (or no output) add up to zero: there every node has only
+    # the option of being left out, the same product for every set of outputs (senders),
+    # whose signs cancel. Those two sums share the pattern allowing neither, so the total is
+    # the patterns allowing both less that one: they are kept (numbered anew) and that
+    # one's sign is turned.
+    low_mask = (1 << m) - 1
+    n_kept = 0
+    patterns = np.empty(n_tu, np.int64)
     for tu in range(n_tu):
-        t, u = tu >> m, tu & ((1 << m) - 1)
+        if a2 == 0 or tu == 0 or ((tu >> m) != 0 and (tu & low_mask) != 0):
+            patterns[n_kept] = tu
+            n_kept += 1
+    within_all, kept_all = within, kept
+    within = np.empty((n1, most, n_kept), np.uint64)
+    kept = np.empty((n1, most, n_kept), np.uint64)
+    for j in range(n1):
+        for c in range(n_cls[j]):
+            for i in range(n_kept):
+                within[j, c, i] = within_all[j, c, patterns[i]]
+                kept[j, c, i] = kept_all[j, c, patterns[i]]
+    # every option of a free node within a pattern, and those keeping it, to each power
+    power = np.empty((n1 + 1, n_kept), np.uint64)
+    power_kept = np.empty((n1 + 1, n_kept), np.uint64)
+    negative = np.empty(n_kept, np.bool_)
+    for i in range(n_kept):
+        tu = patterns[i]
+        t, u = tu >> m, tu & low_mask
         ways = np.uint64(((1 << _popcount(t)) - 1) * ((1 << _popcount(u)) - 1))
-        power[0, tu] = power_kept[0, tu] = one
+        power[0, i] = power_kept[0, i] = one
         for r in range(1, n1 + 1):
-            power[r, tu] = power[r - 1, tu] * (ways + one)
-            power_kept[r, tu] = power_kept[r - 1, tu] * ways
-        negative[tu] = ((bits - _popcount(tu)) & 1) == 1
+            power[r, i] = power[r - 1, i] * (ways + one)
+            power_kept[r, i] = power_kept[r - 1, i] * ways
+        negative[i] = ((bits - _popcount(tu)) & 1) == 1
+        if tu == 0 and a2 > 0:
+            negative[i] = not negative[i]
+    n_tu = n_kept
     exclude_all = tl.compat and mid_all
     order, rest_lo, rest_hi, pad = _order_and_rest(contrib, tl.scale)
     # an identity output under mse: the quadratic bound first (cheap once set up)
