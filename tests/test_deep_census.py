@@ -22,9 +22,15 @@ from circuit_census.circuits.engine.families import (
     prefix_families,
     root_prefix,
 )
+from circuit_census.circuits.engine.kernels import IDENTITY
 from circuit_census.circuits.engine.last_layers import last_count
 from circuit_census.circuits.engine.problem import prepare
-from circuit_census.circuits.engine.tree_kernels import option_classes
+from circuit_census.circuits.engine.structures import MSE, Rule
+from circuit_census.circuits.engine.tree_kernels import (
+    _quadratic_decision,
+    _quadratic_setup,
+    option_classes,
+)
 from circuit_census.circuits.settings import CensusSettings, RunOptions
 from circuit_census.circuits.space import CircuitSpace
 
@@ -243,3 +249,44 @@ def test_options_with_equal_contributions_share_a_class():
     rows = np.array([[0.0, 0.0], [1.0, 2.0], [0.0, -0.0], [2.0, 1.0], [1.0, 2.0], [3.0, 0.0]])
     classes, n_classes = option_classes(rows)
     assert classes.tolist() == [0, 1, 0, 2, 1, 3] and n_classes == 4
+
+
+def test_quadratic_bound_holds_for_every_member():
+    """The quadratic bound of an mse family (identity output) is checked against every
+    member's error: a family it decides has no member on the other side of the budget,
+    and over a range of budgets it decides some families both ways and leaves some open."""
+    rng = np.random.default_rng(61)
+    n1, n_opt, n_terms = 3, 5, 6
+    seen = set()
+    for _ in range(20):
+        contrib = rng.normal(size=(n1, n_opt, n_terms)) * rng.uniform(0.1, 2, (n1, 1, 1))
+        contrib[:, 3] = contrib[:, 1]  # options with equal contributions share a class
+        classes = [option_classes(contrib[j]) for j in range(n1)]
+        n_cls = np.array([n for _, n in classes])
+        first = np.zeros((n1, n_opt), np.int64)
+        for j, (cls, n) in enumerate(classes):
+            for c in range(n):
+                first[j, c] = np.flatnonzero(cls == c)[0]
+        order = np.argsort(-n_cls)
+        b_out = np.array([0.2])
+        target = rng.normal(size=n_terms) + rng.normal(0, 3)  # some far from every member
+        weight = rng.uniform(0.5, 2, n_terms)
+        members = np.array(
+            [
+                sum(contrib[j, first[j, c]] for j, c in enumerate(pick))
+                for pick in np.ndindex(*n_cls)
+            ]
+        )
+        errors = ((members + b_out - target) ** 2 * weight).sum(axis=1)
+        for budget in np.quantile(errors, [0.0, 0.0, 0.5, 1.0]) * [0.1, 0.5, 1.0, 2.0]:
+            rule = Rule(IDENTITY, np.zeros(2), MSE, float(budget), 1, target, weight)
+            start, gram, reach, linear, norm, pad = _quadratic_setup(
+                contrib, order, n_cls, first, rule, b_out
+            )
+            verdict = _quadratic_decision(0, start, linear, norm, reach, pad, budget)
+            if verdict == 1:
+                assert (errors < budget).all()
+            if verdict == -1:
+                assert (errors > budget).all()
+            seen.add(verdict)
+    assert seen == {-1, 0, 1}
