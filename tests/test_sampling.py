@@ -17,6 +17,8 @@ from circuit_census.circuits.space import CircuitSpace, covering_matrices
         ((2, 3, 1), None),
         ((2, 2, 2, 1), None),
         ((2, 2, 2, 1), "meloux2025"),
+        ((2, 3, 1), "meloux2025"),
+        ((2, 2, 1, 2, 1), "meloux2025"),
         ((3, 2, 2), None),
     ],
 )
@@ -41,6 +43,15 @@ def test_covering_matrix_is_uniform():
         _, counts = np.unique(np.array(draws).reshape(3000, -1), axis=0, return_counts=True)
         assert counts.size == covering_matrices(rows, cols, covered)
         assert stats.chisquare(counts).pvalue > 1e-3
+
+
+def test_meloux2025_draws_never_keep_every_hidden_node_of_a_deep_network():
+    # the mode leaves such circuits out; they are most of the space it starts from
+    space = CircuitSpace((2, 8, 8, 1), "meloux2025")
+    for row in sample_circuits(space, 300, seed=2):
+        masks = space.bits_to_masks(row)
+        assert space.is_admissible(masks)
+        assert not all(masks[layer].any(axis=1).all() for layer in (0, 1))
 
 
 def test_sampler_is_seeded_and_works_past_64_bit_counts():
