@@ -113,15 +113,15 @@ class ShardPass:
         return self.score_block(work, unit.outer, unit.a0, unit.a1)
 
     def settle_base(self, base: Base) -> int:
-        """Count a base's circuits with the compiled kernels (when none need listing and
-        it fits them), else split it in Python and score its prefixes here."""
-        if not self.wants_pairs():
-            counts = census_last_layers(self.problem, base.family)
-            if counts is not None:
-                self.totals.candidates += counts.candidates
-                self.totals.valid += counts.valid
-                self.totals.bounded += counts.bounded
-                return counts.candidates
+        """Count a base's circuits with the compiled kernels (when it fits them, and none
+        of its circuits need listing: none wanted, or none valid), else split it in
+        Python and score its prefixes here."""
+        counts = census_last_layers(self.problem, base.family)
+        if counts is not None and (counts.valid == 0 or not self.wants_pairs()):
+            self.totals.candidates += counts.candidates
+            self.totals.valid += counts.valid
+            self.totals.bounded += counts.bounded
+            return counts.candidates
         done = 0
         for item in split_base(self.problem, base):
             if isinstance(item, Decided):
