@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from circuit_census.circuits import sampling
 from circuit_census.circuits.sampling import covering_matrix, sample_circuits
 from circuit_census.circuits.space import CircuitSpace, covering_matrices
 
@@ -34,9 +35,11 @@ def test_sampler_is_uniform_over_the_admissible_circuits(sizes, compat):
     assert stats.chisquare(counts).pvalue > 1e-3
 
 
-def test_covering_matrix_is_uniform():
+@pytest.mark.parametrize("accept_at_least", [0.0, 1.1])  # whole matrices; column by column
+def test_covering_matrix_is_uniform(monkeypatch, accept_at_least):
+    monkeypatch.setattr(sampling, "ACCEPT_AT_LEAST", accept_at_least)
     rng = np.random.default_rng(0)
-    for rows, cols, covered in ((3, 2, True), (2, 3, True), (3, 2, False)):
+    for rows, cols, covered in ((3, 2, True), (2, 3, True), (3, 2, False), (2, 4, False)):
         draws = [covering_matrix(rows, cols, covered, rng) for _ in range(3000)]
         for m in draws[:50]:
             assert m.any(axis=0).all() and (not covered or m.any(axis=1).all())

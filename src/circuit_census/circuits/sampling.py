@@ -37,7 +37,10 @@ def _choose(weights: list[int], rng: np.random.Generator) -> int:
     """An index drawn with probability proportional to exact integer weights."""
     total = sum(weights)
     # A uniform integer below total, exactly (floats lose precision past 2^53).
-    r = int.from_bytes(rng.bytes((total.bit_length() + 7) // 8 + 8), "little") % total
+    if total < 1 << 62:
+        r = int(rng.integers(total))
+    else:
+        r = int.from_bytes(rng.bytes((total.bit_length() + 7) // 8 + 8), "little") % total
     for i, w in enumerate(weights):
         if r < w:
             return i
@@ -50,11 +53,37 @@ def _subset(n: int, k: int, rng: np.random.Generator) -> np.ndarray:
     return np.sort(rng.choice(n, size=k, replace=False))
 
 
+# Below this chance that a uniform 0/1 matrix already covers, a covering matrix is drawn
+# column by column instead of by drawing whole matrices until one covers.
+ACCEPT_AT_LEAST = 0.25
+
+
+@cache
+def _acceptance(n_rows: int, n_cols: int, rows_covered: bool) -> float:
+    """The chance that a uniform ``n_rows x n_cols`` 0/1 matrix covers."""
+    return covering_matrices(n_rows, n_cols, rows_covered) / 2 ** (n_rows * n_cols)
+
+
 def covering_matrix(
     n_rows: int, n_cols: int, rows_covered: bool, rng: np.random.Generator
 ) -> np.ndarray:
     """A uniform ``n_rows x n_cols`` 0/1 matrix with no zero column (and no zero row if
-    ``rows_covered``), drawn column by column with exact completion counts."""
+    ``rows_covered``). Without covered rows the columns are independent non-zero vectors,
+    each redrawn until non-zero; with them, whole uniform matrices until one covers where
+    that is likely (every covering matrix is then equally likely), else column by column
+    with exact completion counts."""
+    if not rows_covered:
+        m = rng.random((n_rows, n_cols)) < 0.5
+        empty = ~m.any(axis=0)
+        while empty.any():
+            m[:, empty] = rng.random((n_rows, int(empty.sum()))) < 0.5
+            empty = ~m.any(axis=0)
+        return m
+    if _acceptance(n_rows, n_cols, rows_covered) >= ACCEPT_AT_LEAST:
+        while True:
+            m = rng.random((n_rows, n_cols)) < 0.5
+            if m.any(axis=0).all() and (not rows_covered or m.any(axis=1).all()):
+                return m
     out = np.zeros((n_rows, n_cols), dtype=bool)
     uncovered = list(range(n_rows)) if rows_covered else []
     for col in range(n_cols):
