@@ -96,10 +96,11 @@ def test_estimate_per_output_and_joint(cli, model_files, tmp_path):
     out, figures = tmp_path / "outputs.json", tmp_path / "figures"
     code, stdout, err = cli(
         ["census", "--model", str(model), "--data", str(data), "--estimate", "200",
-         "--joint", "--figures", str(figures), "--output", str(out)]
+         "--joint", "--figures", str(figures), "--output", str(out), "--workers", "2"]
     )  # fmt: skip
     assert code == 0, err
     assert "figures: not applicable to an estimate" in stdout and not figures.exists()
+    assert "workers: an estimate judges its draws in this process" in stdout
     doc = json.loads(out.read_text())
     assert doc["estimate"] is True
     assert [e["output"] for e in doc["outputs"]] == [0, 1]

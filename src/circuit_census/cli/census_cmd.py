@@ -287,6 +287,8 @@ def census_command(
         if estimate is not None:
             if figures is not None and not quiet:
                 run.console.print("figures: not applicable to an estimate (it lists no circuits)")
+            if workers > 1 and not quiet:
+                run.console.print("workers: an estimate judges its draws in this process")
             entries = [_estimate_target(run, t, estimate, estimate_seed) for t in targets]
         else:
             for target in targets:  # refuse before any census starts, not after the first
