@@ -20,6 +20,11 @@ from circuit_census.circuits.engine.families import (
     work_units,
 )
 from circuit_census.circuits.engine.last_layers import census_last_layers
+from circuit_census.circuits.engine.pair_tree import (
+    PairTreeCache,
+    score_rows_by_tree,
+    uses_pair_tree,
+)
 from circuit_census.circuits.engine.pairs import PairTermsCache, score_pairs
 from circuit_census.circuits.engine.plan import Halves, Outer
 from circuit_census.circuits.engine.problem import Problem
@@ -72,6 +77,7 @@ class PrefixWork:
     halves: Halves
     bounds: Bounds
     terms: PairTermsCache
+    tree: PairTreeCache
 
 
 class ShardPass:
@@ -106,6 +112,7 @@ class ShardPass:
                 unit.halves,
                 make_bounds(self.problem, unit.halves),
                 PairTermsCache(self.problem, unit.halves),
+                PairTreeCache(self.problem, unit.halves),
             )
             self._work = work
             if self.problem.scorer is not None:
@@ -162,7 +169,9 @@ class ShardPass:
         base = (outer.contrib + self.problem.network.biases[-1]).reshape(-1)
         verdicts = row_verdicts(self.problem, work.bounds, base, a0, a1)
         want = self.wants_pairs()
-        step = work.halves.chunk_rows
+        # pair matrices are held only when listing or bounding pairs by intervals
+        by_tree = uses_pair_tree(self.problem)
+        step = work.halves.chunk_rows if want or not by_tree else max(a1 - a0, 1)
         for c0 in range(0, a1 - a0, step):
             c1 = min(c0 + step, a1 - a0)
             chunk = verdicts[c0:c1]
@@ -215,6 +224,12 @@ class ShardPass:
         pair_state = np.zeros((a1 - a0, n_b) if bound_pairs else (1, 1), dtype=np.int8)
         out_valid = np.zeros((a1 - a0, n_b) if want else (1, 1), dtype=np.uint8)
         block = Block(a0, a1, verdicts, pair_state, bound_pairs, want, out_valid)
+        if uses_pair_tree(problem):
+            n_valid, valid_mask = score_rows_by_tree(problem, work.halves, outer, work.tree, block)
+            self.totals.valid += n_valid
+            if want and n_valid:
+                self._keep(work.halves, a0, valid_mask, outer.bits)
+            return
         decided = self._pairs_by_bounds(work, outer, base, block) if bound_pairs else None
         if decided is None:
             decided = score_pairs(problem, work.halves, outer, work.terms, block)
