@@ -164,36 +164,44 @@ class ShardPass:
         and count and keep the valid ones. Branch and bound over half A first gives a
         verdict to whole rows, settled by counting alone; the other rows are scored (in
         chunks of bounded size), skipping the pairs already decided."""
-        cover_a, present_a = outer.cover_a[a0:a1], outer.present_a[a0:a1]
-        n_cand = work.bounds.count_candidates(work.halves, cover_a, present_a)
+        row_counts = work.bounds.row_candidates(work.halves, outer, a0, a1)
+        n_cand = int(row_counts.sum())
         base = (outer.contrib + self.problem.network.biases[-1]).reshape(-1)
-        verdicts = row_verdicts(self.problem, work.bounds, base, a0, a1)
+        by_tree = uses_pair_tree(self.problem)
+        if by_tree:
+            verdicts = work.tree.row_verdicts(outer, a0, a1)
+        else:
+            verdicts = row_verdicts(self.problem, work.bounds, base, a0, a1)
         want = self.wants_pairs()
         # pair matrices are held only when listing or bounding pairs by intervals
-        by_tree = uses_pair_tree(self.problem)
         step = work.halves.chunk_rows if want or not by_tree else max(a1 - a0, 1)
         for c0 in range(0, a1 - a0, step):
             c1 = min(c0 + step, a1 - a0)
             chunk = verdicts[c0:c1]
-            self._settle_decided_rows(work, outer, a0, c0, chunk, want)
+            self._settle_decided_rows(work, outer, a0, c0, chunk, row_counts[c0:c1], want)
             if not chunk.all():
                 self._score_open_rows(work, outer, a0 + c0, chunk, base, want)
         self.totals.candidates += n_cand
         return n_cand
 
     def _settle_decided_rows(
-        self, work: PrefixWork, outer: Outer, a0: int, c0: int, chunk: np.ndarray, want: bool
+        self,
+        work: PrefixWork,
+        outer: Outer,
+        a0: int,
+        c0: int,
+        chunk: np.ndarray,
+        counts: np.ndarray,
+        want: bool,
     ) -> None:
         """Count the candidates of the rows ``a0 + c0 + r`` that bounds decided
-        (``chunk[r]`` -1 or 1) and keep those of the valid ones."""
+        (``chunk[r]`` -1 or 1; ``counts[r]`` candidates each) and keep those of the valid
+        ones."""
         start = a0 + c0
         for verdict in (-1, 1):
-            rows = np.flatnonzero(chunk == verdict) + start
-            if len(rows) == 0:
+            n_decided = int(counts[chunk == verdict].sum())
+            if n_decided == 0:
                 continue
-            n_decided = work.bounds.count_candidates(
-                work.halves, outer.cover_a[rows], outer.present_a[rows]
-            )
             self.totals.bounded += n_decided
             if verdict == 1:
                 self.totals.valid += n_decided

@@ -14,10 +14,12 @@ from circuit_census.circuits.engine.structures import (
     MSE,
     Admissible,
     Block,
+    OuterRows,
     OuterTerms,
     OuterTree,
     PairTerms,
     PairTree,
+    RowTree,
     Rule,
     Tree,
 )
@@ -324,20 +326,20 @@ def _score_pairs_additive(
 
 
 @njit(cache=True)
-def count_candidates(pairs: Admissible, count_b):
-    """Admissible pairs of two halves, counted through the few distinct (cover, present)
-    values of half B (``pairs.cover_b``, ``pairs.present_b``, each standing for
-    ``count_b`` combinations) rather than pair by pair."""
+def candidates_per_row(pairs: Admissible, count_b):
+    """Admissible pairs of each row of half A with half B, counted through the few
+    distinct (cover, present) values of half B (``pairs.cover_b``, ``pairs.present_b``,
+    each standing for ``count_b`` combinations) rather than pair by pair."""
     cover_a, present_a = pairs.cover_a, pairs.present_a
     cover_b, present_b = pairs.cover_b, pairs.present_b
-    total = 0
+    counts = np.zeros(len(cover_a), np.int64)
     for a in range(len(cover_a)):
         for g in range(len(cover_b)):
             if (cover_a[a] | cover_b[g]) == pairs.required and (
                 present_a[a] + present_b[g] != pairs.excluded
             ):
-                total += count_b[g]
-    return total
+                counts[a] += count_b[g]
+    return counts
 
 
 @njit(cache=True)
@@ -597,6 +599,54 @@ def pair_tree_rows(tree: PairTree, outer: OuterTree, pairs: Admissible, block: B
         if block.row_verdict[r] == 0:
             valid[r] = _tree_row(tree, outer, r, pairs, block, budget)
     return valid
+
+
+@njit(cache=True)
+def row_tree_verdicts(tree: RowTree, outer: OuterRows, lo: int, hi: int, budget, state):
+    """Verdicts of the rows ``lo <= a < hi`` of half A by a depth-first walk of half A's
+    ball tree (half B free): a node whose ball lies inside the budget's sphere gives every
+    pair of its rows valid (1), one outside it invalid (-1), each with ``slack`` to spare;
+    other nodes are split, and rows left undecided get 0. Writes ``state[a - lo]``."""
+    n_units = tree.radix.shape[0]
+    size, radix, offset = tree.size, tree.radix, tree.offset
+    spread = np.sqrt(outer.n0) + tree.max_delta + tree.radius[0]
+    tol = tree.slack * (budget + spread * spread)
+    accept, reject = budget - tol, budget + tol
+    digit = np.zeros(n_units + 1, np.int64)
+    tsum = np.zeros(n_units + 1)
+    depth, index = 0, 0
+    while True:
+        start = index * size[depth]
+        first, last = max(start, lo), min(start + size[depth], hi)
+        if first < last:
+            d2 = outer.n0 + 2.0 * tsum[depth] + tree.node_norm[tree.depth_start[depth] + index]
+            root = np.sqrt(max(d2, 0.0))
+            radius = tree.radius[depth]
+            verdict = 0
+            if (root + radius) * (root + radius) < accept:
+                verdict = 1
+            elif root > radius and (root - radius) * (root - radius) > reject:
+                verdict = -1
+            if verdict != 0 or depth == n_units:
+                for a in range(first, last):
+                    state[a - lo] = verdict
+            else:  # split: first child
+                digit[depth] = 0
+                tsum[depth + 1] = tsum[depth] + outer.t0[offset[depth]]
+                index *= radix[depth]
+                depth += 1
+                continue
+        while depth > 0:  # next sibling, climbing while the last one is done
+            d = depth - 1
+            digit[d] += 1
+            if digit[d] < radix[d] and (index + 1) * size[depth] < hi:
+                tsum[depth] = tsum[d] + outer.t0[offset[d] + digit[d]]
+                index += 1
+                break
+            index //= radix[d]
+            depth -= 1
+        else:
+            return
 
 
 # Each pair kernel in a threaded and a serial build: starting threads costs more than

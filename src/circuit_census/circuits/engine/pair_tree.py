@@ -26,8 +26,10 @@ from circuit_census.circuits.engine.structures import (
     MSE,
     Admissible,
     Block,
+    OuterRows,
     OuterTree,
     PairTree,
+    RowTree,
 )
 
 TREE_SLACK = 1e-9  # relative allowance for rounding in a node's decision (>> float64's)
@@ -79,21 +81,53 @@ class PrefixTree:
     options and center that the terms of each outer combination are made from."""
 
     kernel: PairTree
+    rows: RowTree
     alpha: np.ndarray  # (n_opts_a, K) every option of half A's units, weighted
     delta: np.ndarray  # (n_opts_b, K) every option of half B's units minus its unit's mean
     center: np.ndarray  # (K,) the sum of half B's units' means
+    delta_a: np.ndarray  # (n_opts_a, K) every option of half A's units minus its unit's mean
+    center_a: np.ndarray  # (K,) the sum of half A's units' means
 
-    def for_outer(self, problem: Problem, outer: Outer) -> OuterTree:
-        """The terms of one outer combination."""
+    def for_outer(self, problem: Problem, outer: Outer) -> tuple[OuterTree, OuterRows]:
+        """The terms of one outer combination, for half B's tree and for half A's."""
         constant = outer.contrib + problem.network.biases[-1]
         root_w = np.sqrt(problem.weight)[:, None]
         v0 = ((constant - problem.pre_reference) * root_w).reshape(-1) + self.center
-        return OuterTree(
+        v0_rows = v0 + self.center_a
+        pairs = OuterTree(
             n0=float(v0 @ v0),
             t0=np.ascontiguousarray(self.delta @ v0),
             s_a=np.ascontiguousarray(self.alpha @ v0),
             constant=np.ascontiguousarray(constant.reshape(-1)),
         )
+        rows = OuterRows(n0=float(v0_rows @ v0_rows), t0=self.delta_a @ v0_rows)
+        return pairs, rows
+
+
+def _ball_levels(delta: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """The mixed-radix tree over units with options ``delta`` (deviations from each
+    unit's mean): every node's squared norm of its fixed deviations (depth by depth, node
+    ``depth_start[d] + i`` for prefix ``i``), the radius of the free deviations below each
+    depth (widened by ``RADIUS_SLACK``), and the largest node norm."""
+    n_terms = delta[0].shape[1] if delta else 0
+    level, norms = np.zeros((1, n_terms)), [np.zeros(1)]
+    for d in range(len(delta)):  # nodes of depth d + 1: the sums of the fixed deltas
+        level = (level[:, None, :] + delta[d][None, :, :]).reshape(-1, n_terms)
+        norms.append(np.einsum("ij,ij->i", level, level))
+    del level
+    radius = np.zeros(len(delta) + 1)
+    suffix = np.zeros((1, n_terms))
+    for d in range(len(delta) - 1, -1, -1):  # the free units' deviations below depth d
+        suffix = (delta[d][:, None, :] + suffix[None, :, :]).reshape(-1, n_terms)
+        radius[d] = np.sqrt(np.einsum("ij,ij->i", suffix, suffix).max())
+    depth_start = np.concatenate([[0], np.cumsum([len(n) for n in norms])[:-1]])
+    max_delta = float(np.sqrt(max(float(n.max()) for n in norms)))
+    return (
+        np.concatenate(norms),
+        depth_start.astype(np.int64),
+        radius * (1.0 + RADIUS_SLACK),
+        max_delta,
+    )
 
 
 def make_pair_tree(problem: Problem, halves: Halves) -> PrefixTree:
@@ -108,18 +142,7 @@ def make_pair_tree(problem: Problem, halves: Halves) -> PrefixTree:
     delta = [b - b.mean(axis=0) for b in beta]
     for d in range(live, len(units_b)):
         delta[d] = np.zeros_like(delta[d])
-    level, norms = np.zeros((1, n_terms)), [np.zeros(1)]
-    for d in range(live):  # nodes of depth d + 1: the sums of the fixed deltas
-        level = (level[:, None, :] + delta[d][None, :, :]).reshape(-1, n_terms)
-        norms.append(np.einsum("ij,ij->i", level, level))
-    max_delta = float(np.sqrt(max(float(n.max()) for n in norms)))
-    del level
-    radius = np.zeros(live + 1)
-    suffix = np.zeros((1, n_terms))
-    for d in range(live - 1, -1, -1):  # the free units' deviations below depth d
-        suffix = (delta[d][:, None, :] + suffix[None, :, :]).reshape(-1, n_terms)
-        radius[d] = np.sqrt(np.einsum("ij,ij->i", suffix, suffix).max())
-    del suffix
+    node_norm, depth_start, radius, max_delta = _ball_levels(delta[:live])
     radix_b = np.array([len(u) for u in units_b], dtype=np.int64)
     radix_a = np.array([len(u) for u in units_a], dtype=np.int64)
     alpha = [(u.contrib * root_w).reshape(len(u), n_terms) for u in units_a]
@@ -137,9 +160,9 @@ def make_pair_tree(problem: Problem, halves: Halves) -> PrefixTree:
         offset=np.concatenate([[0], np.cumsum(radix_b)[:-1]]).astype(np.int64),
         size=size,
         live=live,
-        node_norm=np.concatenate(norms),
-        depth_start=np.concatenate([[0], np.cumsum([len(n) for n in norms])[:-1]]).astype(np.int64),
-        radius=radius * (1.0 + RADIUS_SLACK),
+        node_norm=node_norm,
+        depth_start=depth_start,
+        radius=radius,
         max_delta=max_delta,
         opt_cover=np.concatenate([u.cover for u in units_b]).astype(np.int64),
         opt_present=np.concatenate([u.present for u in units_b]).astype(np.int64),
@@ -161,7 +184,23 @@ def make_pair_tree(problem: Problem, halves: Halves) -> PrefixTree:
     center = np.zeros(n_terms)
     for b in beta:
         center = center + b.mean(axis=0)
-    return PrefixTree(kernel, alpha_all, delta_all, center)
+    center_a = np.zeros(n_terms)
+    for a in alpha:
+        center_a = center_a + a.mean(axis=0)
+    delta_a = [a - a.mean(axis=0) for a in alpha]
+    a_norm, a_start, a_radius, a_max = _ball_levels(delta_a)
+    rows = RowTree(
+        radix=radix_a,
+        offset=kernel.a_offset,
+        size=np.cumprod(np.concatenate([radix_a, [1]])[::-1])[::-1].astype(np.int64),
+        node_norm=a_norm,
+        depth_start=a_start,
+        radius=a_radius + radius[0],
+        max_delta=a_max,
+        slack=TREE_SLACK,
+    )
+    delta_a_all = np.concatenate(delta_a) if delta_a else np.zeros((0, n_terms))
+    return PrefixTree(kernel, rows, alpha_all, delta_all, center, delta_a_all, center_a)
 
 
 class PairTreeCache:
@@ -172,15 +211,23 @@ class PairTreeCache:
         self.problem, self.halves = problem, halves
         self.tree: PrefixTree | None = None
         self.number: int | None = None
-        self.outer: OuterTree | None = None
+        self.outer: tuple[OuterTree, OuterRows] | None = None
 
-    def get(self, outer: Outer) -> tuple[PairTree, OuterTree]:
+    def get(self, outer: Outer) -> tuple[PrefixTree, OuterTree, OuterRows]:
         if self.tree is None:
             self.tree = make_pair_tree(self.problem, self.halves)
         if self.number != outer.number:
             self.number = outer.number
             self.outer = self.tree.for_outer(self.problem, outer)
-        return self.tree.kernel, self.outer
+        return self.tree, *self.outer
+
+    def row_verdicts(self, outer: Outer, a0: int, a1: int) -> np.ndarray:
+        """Verdicts of the rows ``a0 <= a < a1`` of half A, each with all of half B, by
+        half A's ball tree: -1 every pair invalid, 1 every pair valid, 0 open."""
+        tree, _, rows = self.get(outer)
+        verdicts = np.zeros(a1 - a0, dtype=np.int8)
+        kernels.row_tree_verdicts(tree.rows, rows, a0, a1, self.problem.budget, verdicts)
+        return verdicts
 
 
 def score_rows_by_tree(
@@ -198,6 +245,6 @@ def score_rows_by_tree(
         halves.required,
         halves.excluded,
     )
-    tree, outer_tree = cache.get(outer)
-    valid = kernels.pair_tree_rows(tree, outer_tree, pairs, block, problem.budget)
+    tree, outer_tree, _ = cache.get(outer)
+    valid = kernels.pair_tree_rows(tree.kernel, outer_tree, pairs, block, problem.budget)
     return int(valid.sum()), block.out_valid

@@ -51,7 +51,7 @@ class Admissible(NamedTuple):
     """Which pairs of half A's rows (of one block) and half B's combinations are candidate
     circuits: ``(a, b)`` is when ``cover_a[a] | cover_b[b] == required`` and
     ``present_a[a] + present_b[b] != excluded``. For counting, the B side may instead hold
-    half B's distinct (cover, present) values (see ``kernels.count_candidates``)."""
+    half B's distinct (cover, present) values (see ``kernels.candidates_per_row``)."""
 
     cover_a: np.ndarray  # (rows,) int64 bitmask of required nodes each row feeds
     present_a: np.ndarray  # (rows,) int64 last-hidden nodes each row keeps
@@ -145,3 +145,27 @@ class OuterTree(NamedTuple):
     t0: np.ndarray  # (n_opts_b,) v0 . each delta of half B
     s_a: np.ndarray  # (n_opts_a,) v0 . each option of half A
     constant: np.ndarray  # (K,) output bias plus the outer contribution
+
+
+class RowTree(NamedTuple):
+    """Half A as a tree of balls with half B free, for giving whole families of rows a
+    verdict (mse, identity output): a node at depth ``d`` fixes half A's first ``d`` units,
+    and every pair of its rows with half B lies within ``radius[d]`` of its center
+    ``v0 + sum of the fixed options' deviations`` (``v0``: :class:`OuterRows`)."""
+
+    radix: np.ndarray  # (n_units_a,) options per unit of half A
+    offset: np.ndarray  # (n_units_a,) first option of each unit
+    size: np.ndarray  # (n_units_a + 1,) rows under a node of depth d
+    node_norm: np.ndarray  # |sum of the fixed options' deltas|^2, per node
+    depth_start: np.ndarray  # (n_units_a + 1,) first node of each depth in ``node_norm``
+    radius: np.ndarray  # (n_units_a + 1,) half A's free part's radius plus half B's
+    max_delta: float  # largest |sum of fixed deltas| over all nodes
+    slack: float  # relative rounding allowance of a node's decision
+
+
+class OuterRows(NamedTuple):
+    """The row tree's terms for one outer combination (``v0``: the constant part's
+    residual plus the sum of every unit's mean option, in both halves)."""
+
+    n0: float  # |v0|^2
+    t0: np.ndarray  # (n_opts_a,) v0 . each delta of half A
