@@ -233,8 +233,11 @@ class ShardPass:
         out_valid = np.zeros((a1 - a0, n_b) if want else (1, 1), dtype=np.uint8)
         block = Block(a0, a1, verdicts, pair_state, bound_pairs, want, out_valid)
         if uses_pair_tree(problem):
-            n_valid, valid_mask = score_rows_by_tree(problem, work.halves, outer, work.tree, block)
+            n_valid, n_bounded, valid_mask = score_rows_by_tree(
+                problem, work.halves, outer, work.tree, block
+            )
             self.totals.valid += n_valid
+            self.totals.bounded += n_bounded
             if want and n_valid:
                 self._keep(work.halves, a0, valid_mask, outer.bits)
             return

@@ -478,19 +478,19 @@ def branch_and_bound_rows(tree: Tree, base, rows, leaf: int, rule: Rule, block: 
 
 
 @njit(cache=True)
-def _exact_identity_error(tree: PairTree, outer: OuterTree, a: int, b: int) -> float:
-    """Weighted squared error of pair (a, b) with an identity output, summed term by term."""
-    z_a, z_b, constant, target, weight = (
-        tree.z_a,
-        tree.z_b,
-        outer.constant,
-        tree.target,
-        tree.weight,
-    )
+def _exact_identity_error(tree: PairTree, outer: OuterTree, a: int, b: int, budget) -> float:
+    """Weighted squared error of pair (a, b) with an identity output, summed term by term
+    in the pair scorer's order and with its arithmetic (:func:`squared_error`), stopping
+    once it reaches ``budget``."""
+    z_a, z_b, constant = tree.z_a, tree.z_b, outer.constant
+    target, weight = tree.target, tree.weight
     total = 0.0
-    for k in range(z_b.shape[1]):
+    for i in range(tree.order.shape[0]):
+        k = tree.order[i]
         d = z_a[a, k] + constant[k] + z_b[b, k] - target[k]
         total += weight[k] * d * d
+        if total >= budget:
+            break
     return total
 
 
@@ -512,7 +512,8 @@ def _tree_row(tree: PairTree, outer: OuterTree, r: int, pairs: Admissible, block
     """Valid pairs of row ``a0 + r`` of half A with half B, by a depth-first walk of half
     B's tree: a node whose ball lies inside the budget's sphere is valid as a whole,
     outside it invalid as a whole (each with ``slack`` to spare), else it is split; a
-    node that is one point and too near the sphere is summed exactly."""
+    node that is one point and too near the sphere is summed exactly. Returns the valid
+    pairs and the candidates decided by a family of more than one member."""
     a = block.a0 + r
     n_opts = tree.opt_cover.shape[0]
     t = np.empty(n_opts)  # (v0 + r_a) . each delta of half B
@@ -536,18 +537,20 @@ def _tree_row(tree: PairTree, outer: OuterTree, r: int, pairs: Admissible, block
     present = np.zeros(live + 1, np.int64)
     cover[0] = pairs.cover_a[r]
     present[0] = pairs.present_a[r]
-    depth, index, valid = 0, 0, 0
+    depth, index, valid, bounded = 0, 0, 0, 0
     while True:
         d2 = nv + 2.0 * tsum[depth] + tree.node_norm[tree.depth_start[depth] + index]
         verdict = 0
+        summed = False
         if depth == live:  # one point: every member has the same error
             if d2 < accept:
                 verdict = 1
             elif d2 > reject:
                 verdict = -1
             else:
-                exact = _exact_identity_error(tree, outer, a, index * tree.size[depth])
+                exact = _exact_identity_error(tree, outer, a, index * tree.size[depth], budget)
                 verdict = 1 if exact < budget else -1
+                summed = True
         else:
             root = np.sqrt(max(d2, 0.0))
             radius = tree.radius[depth]
@@ -564,6 +567,8 @@ def _tree_row(tree: PairTree, outer: OuterTree, r: int, pairs: Admissible, block
             index *= radix[depth]
             depth += 1
             continue
+        if not summed and tree.size[depth] > 1:  # a family decided at once
+            bounded += _tree_members(tree, depth, cover[depth], present[depth], pairs)
         if verdict == 1:
             valid += _tree_members(tree, depth, cover[depth], present[depth], pairs)
             if block.collect:
@@ -586,19 +591,21 @@ def _tree_row(tree: PairTree, outer: OuterTree, r: int, pairs: Admissible, block
             index //= radix[d]
             depth -= 1
         else:
-            return valid
+            return valid, bounded
 
 
 @njit(parallel=True, cache=True)
 def pair_tree_rows(tree: PairTree, outer: OuterTree, pairs: Admissible, block: Block, budget):
-    """Valid pairs of each row of ``block`` without a verdict, by :func:`_tree_row`
-    (rows in parallel); marks ``block.out_valid`` when collecting."""
+    """Valid pairs of each row of ``block`` without a verdict, and those of them decided
+    by a family of more than one member, by :func:`_tree_row` (rows in parallel); marks
+    ``block.out_valid`` when collecting."""
     n_rows = block.row_verdict.shape[0]
     valid = np.zeros(n_rows, np.int64)
+    bounded = np.zeros(n_rows, np.int64)
     for r in prange(n_rows):
         if block.row_verdict[r] == 0:
-            valid[r] = _tree_row(tree, outer, r, pairs, block, budget)
-    return valid
+            valid[r], bounded[r] = _tree_row(tree, outer, r, pairs, block, budget)
+    return valid, bounded
 
 
 @njit(cache=True)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from circuit_census.circuits.engine import kernels
+from circuit_census.circuits.engine.pairs import decisive_first
 from circuit_census.circuits.engine.plan import Group, Halves, Outer
 from circuit_census.circuits.engine.problem import Problem
 from circuit_census.circuits.engine.structures import (
@@ -155,6 +156,10 @@ def make_pair_tree(problem: Problem, halves: Halves) -> PrefixTree:
     size = np.ones(len(units_b) + 1, np.int64)
     for d in range(len(units_b) - 1, -1, -1):
         size[d] = size[d + 1] * radix_b[d]
+    z_a = np.ascontiguousarray(half_a.contrib.reshape(len(half_a), n_terms))
+    z_b = np.ascontiguousarray(half_b.contrib.reshape(len(half_b), n_terms))
+    target = np.ascontiguousarray(problem.reference.reshape(-1))
+    weight = np.repeat(problem.weight, problem.n_out)
     kernel = PairTree(
         radix=radix_b,
         offset=np.concatenate([[0], np.cumsum(radix_b)[:-1]]).astype(np.int64),
@@ -175,10 +180,11 @@ def make_pair_tree(problem: Problem, halves: Halves) -> PrefixTree:
         cross=np.ascontiguousarray(alpha_all @ delta_all.T),
         norm_a=norm_a,
         root_a=np.sqrt(norm_a),
-        z_a=np.ascontiguousarray(half_a.contrib.reshape(len(half_a), n_terms)),
-        z_b=np.ascontiguousarray(half_b.contrib.reshape(len(half_b), n_terms)),
-        target=np.ascontiguousarray(problem.reference.reshape(-1)),
-        weight=np.repeat(problem.weight, problem.n_out),
+        z_a=z_a,
+        z_b=z_b,
+        target=target,
+        weight=weight,
+        order=decisive_first(problem, z_a, z_b, target, weight),
         slack=TREE_SLACK,
     )
     center = np.zeros(n_terms)
@@ -232,9 +238,9 @@ class PairTreeCache:
 
 def score_rows_by_tree(
     problem: Problem, halves: Halves, outer: Outer, cache: PairTreeCache, block: Block
-) -> tuple[int, np.ndarray]:
-    """The valid pairs of ``block``'s open rows (with ``outer``) and, when collecting,
-    their mask."""
+) -> tuple[int, int, np.ndarray]:
+    """The valid pairs of ``block``'s open rows (with ``outer``), the candidates among
+    them decided by a family of pairs at once, and (when collecting) the valid mask."""
     a0, a1 = block.a0, block.a1
     half_b = halves.half_b
     pairs = Admissible(
@@ -246,5 +252,5 @@ def score_rows_by_tree(
         halves.excluded,
     )
     tree, outer_tree, _ = cache.get(outer)
-    valid = kernels.pair_tree_rows(tree.kernel, outer_tree, pairs, block, problem.budget)
-    return int(valid.sum()), block.out_valid
+    valid, bounded = kernels.pair_tree_rows(tree.kernel, outer_tree, pairs, block, problem.budget)
+    return int(valid.sum()), int(bounded.sum()), block.out_valid

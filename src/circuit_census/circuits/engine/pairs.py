@@ -48,7 +48,7 @@ class PrefixPairTerms:
         self.unit_scale = scale
         target = np.ascontiguousarray(problem.reference.reshape(-1))
         weight = np.repeat(problem.weight, problem.n_out)
-        self.order = _decisive_first(problem, z_a, z_b, target, weight)
+        self.order = decisive_first(problem, z_a, z_b, target, weight)
         self.kernel = PairTerms(
             cross=np.ascontiguousarray(cross),
             unit_offset=np.concatenate([[0], np.cumsum(radix)[:-1]]).astype(np.int64),
@@ -77,7 +77,7 @@ class PrefixPairTerms:
         )
 
 
-def _decisive_first(problem: Problem, z_a, z_b, target, weight) -> np.ndarray:
+def decisive_first(problem: Problem, z_a, z_b, target, weight) -> np.ndarray:
     """An order of the (point, output) terms, largest errors first among a seeded sample of
     pairs, so that term-by-term sums pass the budget early. The order changes no
     decision: partial sums of non-negative terms only grow."""

@@ -134,6 +134,7 @@ class PairTree(NamedTuple):
     z_b: np.ndarray  # (n_b, K) half B's
     target: np.ndarray  # (K,) the full model's outputs
     weight: np.ndarray  # (K,) samples per term
+    order: np.ndarray  # (K,) the pair scorer's order of terms (``PairTerms``)
     slack: float  # relative rounding allowance of a node's decision
 
 
