@@ -594,8 +594,7 @@ def _tree_row(tree: PairTree, outer: OuterTree, r: int, pairs: Admissible, block
             return valid, bounded
 
 
-@njit(parallel=True, cache=True)
-def pair_tree_rows(tree: PairTree, outer: OuterTree, pairs: Admissible, block: Block, budget):
+def _pair_tree_rows(tree: PairTree, outer: OuterTree, pairs: Admissible, block: Block, budget):
     """Valid pairs of each row of ``block`` without a verdict, and those of them decided
     by a family of more than one member, by :func:`_tree_row` (rows in parallel); marks
     ``block.out_valid`` when collecting."""
@@ -662,4 +661,6 @@ score_pairs_general = njit(parallel=True, cache=True)(_score_pairs_general)
 score_pairs_general_serial = njit(cache=True)(_score_pairs_general)
 score_pairs_additive = njit(parallel=True, cache=True)(_score_pairs_additive)
 score_pairs_additive_serial = njit(cache=True)(_score_pairs_additive)
+pair_tree_rows = njit(parallel=True, cache=True)(_pair_tree_rows)
+pair_tree_rows_serial = njit(cache=True)(_pair_tree_rows)
 PARALLEL_PAIRS = 1 << 20  # fewer pairs than this run on one thread

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from circuit_census.circuits.engine import kernels
-from circuit_census.circuits.engine.pairs import decisive_first
+from circuit_census.circuits.engine.pairs import decisive_first, threaded_if_large
 from circuit_census.circuits.engine.plan import Group, Halves, Outer
 from circuit_census.circuits.engine.problem import Problem
 from circuit_census.circuits.engine.structures import (
@@ -252,5 +252,7 @@ def score_rows_by_tree(
         halves.excluded,
     )
     tree, outer_tree, _ = cache.get(outer)
-    valid, bounded = kernels.pair_tree_rows(tree.kernel, outer_tree, pairs, block, problem.budget)
+    n_pairs = int(np.count_nonzero(block.row_verdict == 0)) * len(half_b)
+    kernel = threaded_if_large(kernels.pair_tree_rows, kernels.pair_tree_rows_serial, n_pairs)
+    valid, bounded = kernel(tree.kernel, outer_tree, pairs, block, problem.budget)
     return int(valid.sum()), int(bounded.sum()), block.out_valid

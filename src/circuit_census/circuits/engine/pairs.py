@@ -109,7 +109,7 @@ class PairTermsCache:
         return self.prefix.kernel, self.outer
 
 
-def _threaded_if_large(threaded, serial, n_pairs: int):
+def threaded_if_large(threaded, serial, n_pairs: int):
     """The threaded build of a kernel for large blocks, the serial one for small."""
     return threaded if n_pairs >= kernels.PARALLEL_PAIRS else serial
 
@@ -135,7 +135,7 @@ def score_pairs(
         if problem.scorer is not None:
             ok = problem.scorer.additive(prefix_terms, outer_terms, pairs, block, problem.rule)
             return _open_rows_only(ok.cpu().numpy(), block.row_verdict)
-        kernel = _threaded_if_large(
+        kernel = threaded_if_large(
             kernels.score_pairs_additive, kernels.score_pairs_additive_serial, n_pairs
         )
         valid = kernel(prefix_terms, outer_terms, pairs, block, problem.rule)
@@ -146,7 +146,7 @@ def score_pairs(
     if problem.scorer is not None:
         ok = problem.scorer.general(u, half_b.contrib, pairs, problem.rule)
         return _open_rows_only(ok.cpu().numpy(), block.row_verdict)
-    kernel = _threaded_if_large(
+    kernel = threaded_if_large(
         kernels.score_pairs_general, kernels.score_pairs_general_serial, n_pairs
     )
     _, valid = kernel(u, half_b.contrib, pairs, block, problem.rule)
