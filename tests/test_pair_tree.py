@@ -11,7 +11,7 @@ import pytest
 from test_census import as_flags, random_network, reference_census, xor_like_data
 
 from circuit_census.circuits.ablation import evaluate_circuit
-from circuit_census.circuits.census import census
+from circuit_census.circuits.census import census, combine_results
 from circuit_census.circuits.engine import plan
 from circuit_census.circuits.engine.families import root_prefix
 from circuit_census.circuits.engine.pair_tree import make_pair_tree, uses_pair_tree
@@ -125,3 +125,23 @@ def test_many_pairs_at_the_threshold_edge_are_judged_like_every_pair(ablation, m
     below = census(net, x, settings=CensusSettings("mse", threshold * (1 - 1e-9), ablation))
     above = census(net, x, settings=CensusSettings("mse", threshold * (1 + 1e-9), ablation))
     assert above.n_valid - below.n_valid >= 8  # many circuits sit at the edge
+
+
+def test_shards_of_many_outer_combinations_add_up_to_the_census(monkeypatch):
+    monkeypatch.setattr(plan, "HALF_COMBOS", 16)  # 2-8-1: four outer units, 256 combinations
+    rng = np.random.default_rng(13)
+    net = with_dead_nodes(random_network(rng, (2, 8, 1)), [7])
+    x, _ = xor_like_data(rng, 2, 1)
+    settings = CensusSettings("mse", 0.5 * float(np.var(net.forward(x))))
+    whole = census(net, x, settings=settings)
+    assert 0 < whole.n_valid < whole.n_candidates
+    for collect in (True, False):  # blocks of a whole outer combination when counting only
+        parts = [
+            census(net, x, settings=settings, options=RunOptions(shard=(i, 3), collect=collect))
+            for i in range(3)
+        ]
+        assert sum(p.n_candidates for p in parts) == whole.n_candidates
+        assert sum(p.n_valid for p in parts) == whole.n_valid
+        assert sum(p.n_bounded for p in parts) == whole.n_bounded
+        if collect:
+            assert np.array_equal(combine_results(parts).valid, whole.valid)
