@@ -19,6 +19,8 @@ times vary with load.
     python benchmarks/census.py --ablation zero resample --only 2-12-1   # ablations side by side
     python benchmarks/census.py --deep --before /path/to/old/checkout --timeout 600
         # deep networks, this code and an older checkout's census side by side
+    python benchmarks/census.py --no-plain --only 2-16-1 2-18-1 2-20-1 2-24-1 --timeout 900 \
+        --before /path/to/old/checkout --before-timeout 300    # wide one-hidden-layer networks
 """
 
 from __future__ import annotations
@@ -158,6 +160,11 @@ def main() -> None:
         "--before", type=Path, help="an older checkout whose census runs side by side"
     )
     parser.add_argument("--timeout", type=float, help="stop a census after this many seconds")
+    parser.add_argument(
+        "--before-timeout",
+        type=float,
+        help="stop the older checkout's census sooner than --timeout",
+    )
     parser.add_argument("--no-plain", action="store_true", help="skip the plain loop")
     parser.add_argument("--only", nargs="*", help="architectures like 2-16-1")
     parser.add_argument(
@@ -195,7 +202,9 @@ def main() -> None:
                     now = run_command(model, data, ablation, timeout=args.timeout)
                     print(_row(arch, out, ablation, now, plain), end="")
                     if args.before:
-                        old = run_command(model, data, ablation, args.before, args.timeout)
+                        old = run_command(
+                            model, data, ablation, args.before, args.before_timeout or args.timeout
+                        )
                         print(" " + _before(now, old), end="")
                     print(flush=True)
     print("bounds = share of candidates decided by bounds on whole families; ratio = the "

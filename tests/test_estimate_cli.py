@@ -96,10 +96,11 @@ def test_estimate_per_output_and_joint(cli, model_files, tmp_path):
     out, figures = tmp_path / "outputs.json", tmp_path / "figures"
     code, stdout, err = cli(
         ["census", "--model", str(model), "--data", str(data), "--estimate", "200",
-         "--joint", "--figures", str(figures), "--output", str(out)]
+         "--joint", "--figures", str(figures), "--output", str(out), "--workers", "2"]
     )  # fmt: skip
     assert code == 0, err
     assert "figures: not applicable to an estimate" in stdout and not figures.exists()
+    assert "workers: an estimate judges its draws in this process" in stdout
     doc = json.loads(out.read_text())
     assert doc["estimate"] is True
     assert [e["output"] for e in doc["outputs"]] == [0, 1]
@@ -132,19 +133,25 @@ def test_bad_estimate_flags_are_one_line_errors(cli, model_files, tmp_path, extr
 # ------------------------------------------------------------------ refusals
 
 
-def test_max_seconds_refuses_with_the_prediction_and_offers_an_estimate(cli, model_files):
-    model, data, _ = model_files((2, 3, 1))
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_max_seconds_stops_a_running_census_and_offers_an_estimate(
+    cli, model_files, tmp_path, workers
+):
+    model, data, _ = model_files((2, 12, 1))
+    out, circuits = tmp_path / "never.json", tmp_path / "never.circuits"
+    argv = ["census", "--model", str(model), "--data", str(data), "--output", str(out),
+            "--circuits-file", str(circuits), "--workers", workers]  # fmt: skip
     line = one_line_error(
-        cli(["census", "--model", str(model), "--data", str(data), "--max-seconds", "1e-9"]),
-        "a census of 2-3-1 (63 candidates) would take",
-        "(over --max-seconds 1e-09)",
+        cli([*argv, "--max-seconds", "1e-9"]),
+        "stopped at --max-seconds 1e-09 with",
+        "% of 16,777,215 candidates decided; nothing was written",
         "add --estimate 10000 to estimate it from 10,000 uniform draws instead",
     )
-    assert "under a second" in line  # the duration count predicts
-    code, stdout, err = cli(
-        ["census", "--model", str(model), "--data", str(data), "--max-seconds", "600", "-q"]
-    )
-    assert code == 0 and "valid of 63 candidates" in stdout, err
+    assert "100%" not in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([model.name, data.name])
+    code, stdout, err = cli([*argv, "--max-seconds", "600", "-q"])
+    assert code == 0 and "valid of 16,777,215 candidates" in stdout, err
+    assert out.exists() and circuits.exists()
 
 
 def test_every_refusal_comes_before_any_census_starts(cli, model_files):

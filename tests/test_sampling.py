@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from circuit_census.circuits import sampling
 from circuit_census.circuits.sampling import covering_matrix, sample_circuits
 from circuit_census.circuits.space import CircuitSpace, covering_matrices
 
@@ -17,6 +18,8 @@ from circuit_census.circuits.space import CircuitSpace, covering_matrices
         ((2, 3, 1), None),
         ((2, 2, 2, 1), None),
         ((2, 2, 2, 1), "meloux2025"),
+        ((2, 3, 1), "meloux2025"),
+        ((2, 2, 1, 2, 1), "meloux2025"),
         ((3, 2, 2), None),
     ],
 )
@@ -32,15 +35,26 @@ def test_sampler_is_uniform_over_the_admissible_circuits(sizes, compat):
     assert stats.chisquare(counts).pvalue > 1e-3
 
 
-def test_covering_matrix_is_uniform():
+@pytest.mark.parametrize("accept_at_least", [0.0, 1.1])  # whole matrices; column by column
+def test_covering_matrix_is_uniform(monkeypatch, accept_at_least):
+    monkeypatch.setattr(sampling, "ACCEPT_AT_LEAST", accept_at_least)
     rng = np.random.default_rng(0)
-    for rows, cols, covered in ((3, 2, True), (2, 3, True), (3, 2, False)):
+    for rows, cols, covered in ((3, 2, True), (2, 3, True), (3, 2, False), (2, 4, False)):
         draws = [covering_matrix(rows, cols, covered, rng) for _ in range(3000)]
         for m in draws[:50]:
             assert m.any(axis=0).all() and (not covered or m.any(axis=1).all())
         _, counts = np.unique(np.array(draws).reshape(3000, -1), axis=0, return_counts=True)
         assert counts.size == covering_matrices(rows, cols, covered)
         assert stats.chisquare(counts).pvalue > 1e-3
+
+
+def test_meloux2025_draws_never_keep_every_hidden_node_of_a_deep_network():
+    # the mode leaves such circuits out; they are most of the space it starts from
+    space = CircuitSpace((2, 8, 8, 1), "meloux2025")
+    for row in sample_circuits(space, 300, seed=2):
+        masks = space.bits_to_masks(row)
+        assert space.is_admissible(masks)
+        assert not all(masks[layer].any(axis=1).all() for layer in (0, 1))
 
 
 def test_sampler_is_seeded_and_works_past_64_bit_counts():

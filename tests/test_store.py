@@ -56,6 +56,9 @@ def make_row(i: int, experiment: str = "e") -> dict:
         "n_minimal": 1.0 + i % 2,
         "valid_fraction": (10 + i) / 255,
         "identifiable": float(i % 2 == 0),
+        "estimated": False,
+        "valid_fraction_low": None,
+        "valid_fraction_high": None,
         "n_candidates_joint": 255,
         "n_valid_joint": 10 + i,
         "n_minimal_joint": 1 + i % 2,
@@ -134,6 +137,9 @@ def test_the_schema_is_the_row_type():
         ("n_minimal", "REAL"),
         ("valid_fraction", "REAL"),
         ("identifiable", "REAL"),
+        ("estimated", "INTEGER"),
+        ("valid_fraction_low", "REAL"),
+        ("valid_fraction_high", "REAL"),
         ("n_candidates_joint", "TEXT"),
         ("n_valid_joint", "TEXT"),
         ("n_minimal_joint", "TEXT"),
@@ -151,7 +157,7 @@ def test_the_schema_is_the_row_type():
     )
     from circuit_census.experiments.store import BOOL_COLUMNS, JSON_COLUMNS
 
-    assert BOOL_COLUMNS == ("converged", "identifiable_joint")
+    assert BOOL_COLUMNS == ("converged", "estimated", "identifiable_joint")
     assert JSON_COLUMNS == ("measures", "settings")
 
 

@@ -25,6 +25,7 @@ from circuit_census.analysis.document import (
     render_markdown,
     slug,
 )
+from circuit_census.analysis.estimates import estimated_conditions, is_estimated_row
 from circuit_census.analysis.explanations import (
     condition_levels,
     has_explanations,
@@ -46,6 +47,7 @@ from circuit_census.analysis.study_sections import (
     MELOUX,
     SAIRC,
     discovery_section,
+    estimates_section,
     explanations_section,
     figure_caption,
     methods_section,
@@ -109,7 +111,8 @@ def build_report(
     Verdicts only for experiments that ``setup["findings"]`` declares."""
     setup = dict(setup or {})
     rows = list(rows)
-    series = split_series(rows)
+    exact = [r for r in rows if not is_estimated_row(r)]  # estimates are reported apart
+    series = split_series(exact)
     stats = [series_stats(s, n_resamples=n_resamples, seed=seed) for s in series]
     findings = declared_findings(setup)
     verdicts = study_verdicts(series, stats, findings, n_resamples=n_resamples, seed=seed)
@@ -130,13 +133,16 @@ def build_report(
         )
         mine = [v for v in verdicts if v.experiment == s.experiment and v.stratum == s.stratum]
         blocks += series_section(s, group.rows, sentences[s.name], mine, figure)
-    if has_explanations(rows):
-        conditions = condition_levels(rows)
+    if has_explanations(exact):
+        conditions = condition_levels(exact)
         blocks += explanations_section(conditions)
-        figures["explanations-levels.png"] = figure_png(levels_figure(conditions, rows))
-    if has_discovery(rows):
-        blocks += discovery_section(rows)
-        figures["discovery-faithfulness.png"] = figure_png(faithfulness_figure(rows))
+        figures["explanations-levels.png"] = figure_png(levels_figure(conditions, exact))
+    if has_discovery(exact):
+        blocks += discovery_section(exact)
+        figures["discovery-faithfulness.png"] = figure_png(faithfulness_figure(exact))
+    estimated = estimated_conditions(rows)
+    if estimated:
+        blocks += estimates_section(estimated)
     pooled = [v for v in verdicts if v.stratum == POOLED]
     if pooled:
         blocks += [Heading(2, "Pooled over strata", "pooled")]

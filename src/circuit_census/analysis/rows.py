@@ -46,8 +46,13 @@ def row_depth(row: Mapping[str, object]) -> int | None:
 
 
 def is_included(row: Mapping[str, object]) -> bool:
-    """Whether a row enters the statistics: a converged model with a census."""
-    return is_true(row.get("converged")) and not math.isnan(as_float(row.get("n_valid")))
+    """Whether a row enters the statistics: a converged model with an exact census (an
+    estimated row never does)."""
+    return (
+        is_true(row.get("converged"))
+        and not is_true(row.get("estimated"))
+        and not math.isnan(as_float(row.get("n_valid")))
+    )
 
 
 def is_categorical(rows: Iterable[Mapping[str, object]]) -> bool:

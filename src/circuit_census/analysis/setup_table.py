@@ -12,7 +12,13 @@ from collections.abc import Mapping, Sequence
 
 from circuit_census.analysis.document import Table
 from circuit_census.analysis.formatting import fmt_num
-from circuit_census.analysis.rows import architecture_of, as_float, is_included, natural_key
+from circuit_census.analysis.rows import (
+    architecture_of,
+    as_float,
+    is_included,
+    is_true,
+    natural_key,
+)
 from circuit_census.analysis.series import SeriesStats
 from circuit_census.analysis.study_figures import factor_label
 
@@ -40,6 +46,7 @@ def _model_entries(rows: Rows) -> list[Entry]:
     """Models trained and converged, tasks with their complexity, architectures, seeds."""
     n = len(rows)
     n_used = sum(1 for r in rows if is_included(r))
+    n_estimated = sum(1 for r in rows if is_true(r.get("estimated")))
     tasks: dict[str, float] = {}
     for r in rows:
         if r.get("task") is not None:
@@ -51,11 +58,18 @@ def _model_entries(rows: Rows) -> list[Entry]:
     archs = sorted({architecture_of(r) for r in rows}, key=natural_key)
     seeds = sorted({int(s) for r in rows if (s := r.get("seed")) is not None})
     return [
-        ("Models", f"{n} trained; {n_used} converged and in the statistics; {n - n_used} excluded"),
+        ("Models", _models_text(n, n_used, n_estimated)),
         ("Tasks (complexity)", task_text or "–"),
         ("Hidden layer sizes, activation", ", ".join(archs) or "–"),
         ("Seeds", _seed_text(seeds)),
     ]
+
+
+def _models_text(n: int, n_used: int, n_estimated: int) -> str:
+    text = f"{n} trained; {n_used} converged and in the statistics"
+    if n_estimated:
+        text += f"; {n_estimated} estimated, reported apart"
+    return text + f"; {n - n_used - n_estimated} excluded"
 
 
 def _level_entries(stats: Sequence[SeriesStats]) -> list[Entry]:

@@ -17,6 +17,7 @@ from circuit_census.analysis.document import (
     slug,
 )
 from circuit_census.analysis.emergence import FirstValid, first_valid
+from circuit_census.analysis.estimates import EstimatedCondition
 from circuit_census.analysis.explanations import (
     LEVELS,
     ConditionLevels,
@@ -299,6 +300,57 @@ def discovery_section(rows: Rows) -> list[Block]:
             "For every k, the share of models whose top-k circuit under EAP and EAP-IG "
             "(seed 0) is valid; the dashed line is the census's smallest valid circuit "
             "(median over models).",
+        ),
+    ]
+
+
+# ---------------------------------------------------------------------- estimates
+
+
+def estimates_section(conditions: Sequence[EstimatedCondition]) -> list[Block]:
+    """The conditions past the exact limit, estimated from drawn circuits: a table apart
+    from the exact results, said to be estimates."""
+    body = tuple(
+        (
+            c.experiment,
+            c.level,
+            c.network,
+            fmt_num(c.n_models),
+            fmt_num(c.draws),
+            fmt_num(c.n_candidates),
+            f"≈ {fmt_num(c.n_valid.median)} ({fmt_iqr(c.n_valid)})",
+            f"≈ {fmt_num(c.valid_fraction.median)} ({fmt_iqr(c.valid_fraction)})",
+            fmt_num(c.widest_interval),
+        )
+        for c in conditions
+    )
+    return [
+        Heading(2, "Estimates past the exact limit", "estimates"),
+        Para(
+            "These conditions' censuses have more candidate circuits than the exact census "
+            "takes, and their experiments asked for estimates: each model's valid count and "
+            "valid fraction come from circuits drawn uniformly from its admissible circuits, "
+            "each judged exactly, with a 95% Wilson interval of the fraction. They are "
+            "estimates, not counts: they enter no statistic, figure or verdict above, and "
+            "their minimal circuits and identifiability are unknown."
+        ),
+        Table(
+            (
+                "experiment",
+                "level",
+                "network",
+                "models",
+                "draws each",
+                "candidates",
+                "estimated valid, median (IQR)",
+                "estimated valid fraction, median (IQR)",
+                "widest 95% interval",
+            ),
+            body,
+            (False, False, False, True, True, True, True, True, True),
+            caption="Per condition, over its converged models: the estimated number and "
+            "fraction of valid circuits, and the width of the widest per-model 95% "
+            "interval of the valid fraction",
         ),
     ]
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from circuit_census.circuits.circuitfile import CircuitFileWriter
 from circuit_census.circuits.engine import parallel
+from circuit_census.circuits.engine.blocks import Totals
 from circuit_census.circuits.engine.problem import select_output
 from circuit_census.circuits.settings import CensusSettings, RunOptions
 from circuit_census.circuits.space import CircuitSpace, sort_circuits
@@ -83,7 +84,10 @@ def census(
         if path:
             writer = CircuitFileWriter(path, space, {"output": out}, options.max_file_bytes)
         sinks = [sink for sink in (writer and writer.add, options.stream) if sink is not None]
-        totals = parallel.run(net, x, y, settings, options, _fan_out(sinks), total)
+        if sinks or not _count_first(net, options):
+            totals = parallel.run(net, x, y, settings, options, _fan_out(sinks), total)
+        else:
+            totals = _counted_then_listed(net, x, y, settings, options, total)
         if writer:
             writer.close()
     except BaseException:
@@ -109,6 +113,41 @@ def census(
         n_bounded=int(totals.bounded),
         compile_seconds=totals.compile_seconds,
     )
+
+
+def _count_first(net: Network, options: RunOptions) -> bool:
+    """Whether to count before listing: a deep network's census counts in compiled code
+    but lists valid circuits in a far slower pass, which is wasted when there are more
+    of them than ``collect`` holds."""
+    return net.n_layers > 2 and options.collect is not True and options.collect is not False
+
+
+def _counted_then_listed(
+    net: Network, x, y, settings: CensusSettings, options: RunOptions, total: int
+) -> Totals:
+    """Count the valid circuits, then list them only if they fit what is held (progress
+    reports the two passes as halves of one)."""
+    progress = options.progress
+    first = second = None
+    if progress is not None:
+
+        def first(done: int, of: int) -> None:
+            progress(done // 2, of)
+
+        def second(done: int, of: int) -> None:
+            progress(of // 2 + (done - done // 2), of)
+
+    counted = parallel.run(
+        net, x, y, settings, replace(options, collect=False, progress=first), None, total
+    )
+    if counted.valid > options.limit_held:
+        counted.overflow = True  # too many to hold: the counts are the census
+        if progress is not None:
+            progress(total, total)
+        return counted
+    listed = parallel.run(net, x, y, settings, replace(options, progress=second), None, total)
+    listed.compile_seconds += counted.compile_seconds
+    return listed
 
 
 def _fan_out(sinks: list) -> parallel.Sink | None:

@@ -7,8 +7,9 @@ the number of circuits through it, then the active set itself (uniform among set
 that size), then the edges between the two active sets (a uniform 0/1 matrix with no
 empty column, and no empty row where the senders are hidden neurons), column by column
 with exact completion counts. Counts are Python integers, exact at any size. The
-``meloux2025`` mode leaves out circuits that keep every hidden neuron: those draws are
-rejected (uniform over what remains).
+``meloux2025`` mode leaves out circuits that keep every hidden neuron: while every hidden
+layer drawn so far is whole, a whole next layer is weighted by the circuits below it that
+do not keep every neuron (the count minus the all-kept count), so no draw is rejected.
 """
 
 from __future__ import annotations
@@ -36,7 +37,10 @@ def _choose(weights: list[int], rng: np.random.Generator) -> int:
     """An index drawn with probability proportional to exact integer weights."""
     total = sum(weights)
     # A uniform integer below total, exactly (floats lose precision past 2^53).
-    r = int.from_bytes(rng.bytes((total.bit_length() + 7) // 8 + 8), "little") % total
+    if total < 1 << 62:
+        r = int(rng.integers(total))
+    else:
+        r = int.from_bytes(rng.bytes((total.bit_length() + 7) // 8 + 8), "little") % total
     for i, w in enumerate(weights):
         if r < w:
             return i
@@ -49,11 +53,37 @@ def _subset(n: int, k: int, rng: np.random.Generator) -> np.ndarray:
     return np.sort(rng.choice(n, size=k, replace=False))
 
 
+# Below this chance that a uniform 0/1 matrix already covers, a covering matrix is drawn
+# column by column instead of by drawing whole matrices until one covers.
+ACCEPT_AT_LEAST = 0.25
+
+
+@cache
+def _acceptance(n_rows: int, n_cols: int, rows_covered: bool) -> float:
+    """The chance that a uniform ``n_rows x n_cols`` 0/1 matrix covers."""
+    return covering_matrices(n_rows, n_cols, rows_covered) / 2 ** (n_rows * n_cols)
+
+
 def covering_matrix(
     n_rows: int, n_cols: int, rows_covered: bool, rng: np.random.Generator
 ) -> np.ndarray:
     """A uniform ``n_rows x n_cols`` 0/1 matrix with no zero column (and no zero row if
-    ``rows_covered``), drawn column by column with exact completion counts."""
+    ``rows_covered``). Without covered rows the columns are independent non-zero vectors,
+    each redrawn until non-zero; with them, whole uniform matrices until one covers where
+    that is likely (every covering matrix is then equally likely), else column by column
+    with exact completion counts."""
+    if not rows_covered:
+        m = rng.random((n_rows, n_cols)) < 0.5
+        empty = ~m.any(axis=0)
+        while empty.any():
+            m[:, empty] = rng.random((n_rows, int(empty.sum()))) < 0.5
+            empty = ~m.any(axis=0)
+        return m
+    if _acceptance(n_rows, n_cols, rows_covered) >= ACCEPT_AT_LEAST:
+        while True:
+            m = rng.random((n_rows, n_cols)) < 0.5
+            if m.any(axis=0).all() and (not rows_covered or m.any(axis=1).all()):
+                return m
     out = np.zeros((n_rows, n_cols), dtype=bool)
     uncovered = list(range(n_rows)) if rows_covered else []
     for col in range(n_cols):
@@ -101,6 +131,17 @@ def _forward_ways(space: CircuitSpace) -> list[dict[int, int]]:
     return tables
 
 
+def _all_kept_ways(space: CircuitSpace, tables: list[dict[int, int]]) -> list[int]:
+    """``kept[l]``: circuits of layers up to ``l`` keeping every node of hidden layers
+    ``1..l`` (``kept[0] = 1``: the inputs); ``tables[l][n_l]`` counts them and more."""
+    sizes = space.sizes
+    kept = [1]
+    for layer in range(1, len(sizes) - 1):
+        covered = space.compat == "meloux2025" or layer > 1
+        kept.append(kept[-1] * covering_matrices(sizes[layer - 1], sizes[layer], covered))
+    return kept
+
+
 def sample_circuits(space: CircuitSpace, n: int, seed: int = 0) -> np.ndarray:
     """``n`` circuits drawn uniformly (with replacement) from the admissible circuits, as
     an ``(n, n_words)`` bitset array; the same seed gives the same circuits."""
@@ -116,30 +157,29 @@ def sample_blocks(
     and report progress as they come."""
     rng = np.random.default_rng(seed)
     tables = _forward_ways(space)
-    inputs_covered = space.compat == "meloux2025"
+    # meloux2025 leaves out the circuits that keep every hidden node
+    kept = _all_kept_ways(space, tables) if space.compat == "meloux2025" else None
     for start in range(0, n, block):
         out = np.zeros((min(block, n - start), space.n_edges), dtype=bool)
-        drawn = 0
-        while drawn < len(out):
-            masks = _draw_masks(space, tables, inputs_covered, rng)
-            hidden_all = all(masks[layer].any(axis=1).all() for layer in range(space.n_layers - 1))
-            if space.compat == "meloux2025" and space.n_layers > 1 and hidden_all:
-                continue  # the mode leaves these out: reject, uniform over the rest
+        for drawn in range(len(out)):
+            masks = _draw_masks(space, tables, kept, rng)
             out[drawn] = np.concatenate([m.reshape(-1) for m in masks])
-            drawn += 1
         yield bools_to_bits(out, space.n_words)
 
 
 def _draw_masks(
     space: CircuitSpace,
     tables: list[dict[int, int]],
-    inputs_covered: bool,
+    kept: list[int] | None,
     rng: np.random.Generator,
 ) -> list[np.ndarray]:
-    """One circuit's per-layer masks, drawn backwards from the output layer."""
+    """One circuit's per-layer masks, drawn backwards from the output layer; with
+    ``kept`` (the all-kept counts), never one that keeps every hidden node."""
     sizes = space.sizes
+    inputs_covered = space.compat == "meloux2025"
     masks = [np.zeros(shape, dtype=bool) for shape in space.layer_shapes]
     active = np.arange(sizes[-1])  # the output layer: every output active
+    whole_so_far = kept is not None  # every hidden layer drawn so far keeps every node
     for layer in range(len(sizes) - 1, 0, -1):
         prev = sizes[layer - 1]
         covered = inputs_covered or layer > 1
@@ -148,11 +188,14 @@ def _draw_masks(
             prev_active = np.arange(prev)
         else:
             options = sorted(tables[layer - 1])
-            weights = [
-                comb(prev, a) * tables[layer - 1][a] * covering_matrices(a, b, covered)
-                for a in options
-            ]
+            weights = []
+            for a in options:
+                below = tables[layer - 1][a]
+                if whole_so_far and a == prev:
+                    below -= kept[layer - 1]  # whole all the way down: left out
+                weights.append(comb(prev, a) * below * covering_matrices(a, b, covered))
             a = options[_choose(weights, rng)]
+            whole_so_far = whole_so_far and a == prev
             prev_active = _subset(prev, a, rng)
         if prev_active.size:
             block = covering_matrix(prev_active.size, b, covered, rng)

@@ -7,6 +7,7 @@ import math
 import re
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Any
@@ -214,8 +215,8 @@ _MaxSeconds = Annotated[
     float | None,
     typer.Option(
         "--max-seconds",
-        help="Refuse (exit 2) a census predicted to take longer, as count predicts it "
-        "(every pair scored: an upper estimate), offering --estimate instead. Default: off.",
+        help="Stop (exit 2, nothing written) once the census has run this long, saying "
+        "how far it got and offering --estimate instead. Default: off.",
     ),
 ]
 
@@ -287,6 +288,8 @@ def census_command(
         if estimate is not None:
             if figures is not None and not quiet:
                 run.console.print("figures: not applicable to an estimate (it lists no circuits)")
+            if workers > 1 and not quiet:
+                run.console.print("workers: an estimate judges its draws in this process")
             entries = [_estimate_target(run, t, estimate, estimate_seed) for t in targets]
         else:
             for target in targets:  # refuse before any census starts, not after the first
@@ -325,6 +328,7 @@ class _Run:
     max_measured: int
     max_seconds: float | None = None
     console: Console = field(default_factory=lambda: Console(highlight=False, soft_wrap=True))
+    started: float = field(default_factory=time.monotonic)
     written: list[Path] = field(default_factory=list)
 
     @property
@@ -370,7 +374,7 @@ def _label(target: int | str | None) -> str:
 
 def _check_census_size(run: _Run, target: int | str | None) -> None:
     """Refuse, in one line that offers ``--estimate``, a census with more candidates than
-    ``--max-candidates`` or predicted (as ``count`` predicts it) to pass ``--max-seconds``."""
+    ``--max-candidates``."""
     sizes = _target_sizes(run.network, target)
     total = CircuitSpace(sizes, run.settings.compat).count()
     label, arch = _label(target), "-".join(map(str, sizes))
@@ -381,12 +385,6 @@ def _check_census_size(run: _Run, target: int | str | None) -> None:
             f"{label}{total:,} candidate circuits exceed --max-candidates {max_candidates:,} "
             f"(a census of {arch} would take {format_duration(seconds)} if every pair is "
             f"scored); {_OFFER_ESTIMATE}, or raise --max-candidates to take it anyway"
-        )
-    if run.max_seconds is not None and seconds > run.max_seconds:
-        raise InputError(
-            f"{label}a census of {arch} ({total:,} candidates) would take "
-            f"{format_duration(seconds)} if every pair is scored (over --max-seconds "
-            f"{run.max_seconds:g}); {_OFFER_ESTIMATE}"
         )
 
 
@@ -476,7 +474,7 @@ def _census_target(run: _Run, target: int | str | None) -> dict[str, Any]:
         options = replace(
             run.options,
             circuits_file=circuits_path,
-            progress=tick,
+            progress=_time_limited(run, label, tick),
             stream=None if tally is None else tally.add,
         )
         result = census(run.network, run.x, run.y, run.settings, options, output=target)
@@ -507,6 +505,25 @@ def _census_target(run: _Run, target: int | str | None) -> dict[str, Any]:
         run.written += write_streamed_figures(result, tally, run.figures)
         run.console.print(f"  {label}{_streamed_figures_line(tally)}")
     return entry
+
+
+def _time_limited(run: _Run, label: str, tick: Callable[[int, int], None] | None):
+    """``tick``, stopping the census (an error: nothing is written) once the command has
+    run ``--max-seconds``; checked as work units finish."""
+    if run.max_seconds is None:
+        return tick
+
+    def limited(done: int, total: int) -> None:
+        if tick is not None:
+            tick(done, total)
+        if done < total and time.monotonic() - run.started > run.max_seconds:
+            raise InputError(
+                f"{label}stopped at --max-seconds {run.max_seconds:g} with "
+                f"{done * 100 // total}% of {total:,} candidates decided; nothing was "
+                f"written; {_OFFER_ESTIMATE}"
+            )
+
+    return limited
 
 
 def _streamed_figures_line(tally) -> str:

@@ -56,9 +56,15 @@ class Row:
     # The uniqueness measures, per output and averaged over outputs (one output: its own).
     n_candidates: ExactCount  # admissible circuits of one output's census
     n_valid: float
-    n_minimal: float
+    n_minimal: float | None  # None: estimated (no minimal circuits without the census)
     valid_fraction: float  # n_valid / n_candidates, per output, averaged
-    identifiable: float  # fraction of outputs with exactly one minimal circuit (0 or 1)
+    identifiable: float | None  # fraction of outputs with exactly one minimal circuit
+    # An estimated row (experiments with ``estimate = N``, past the exact limit): n_valid
+    # and valid_fraction come from N uniform draws, with the fraction's 95% Wilson
+    # interval (averaged over outputs); None on exact rows.
+    estimated: bool
+    valid_fraction_low: float | None
+    valid_fraction_high: float | None
     # The joint census of all outputs together (one output: the same census); None where
     # its space exceeds work.JOINT_MAX_CANDIDATES.
     n_candidates_joint: ExactCount | None

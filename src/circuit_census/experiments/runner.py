@@ -52,6 +52,7 @@ from circuit_census.experiments.work import (
     condition_keys,
     evaluate_task,
     finish_task,
+    is_estimated,
     shard_task,
     train_task,
 )
@@ -186,14 +187,24 @@ def as_sweep(sweep: Sweep | Mapping[str, Any] | str | Path) -> Sweep:
 
 
 def check_sizes(sweep: Sweep) -> None:
-    """Refuse, before any training, a condition whose census is beyond the engine's limit."""
+    """Refuse, before any training, a condition whose census is beyond the engine's limit
+    unless its experiment estimates such censuses (``estimate = N``), and an estimated
+    one that asks for what only a whole census gives (explanations, discovery)."""
     for cond in sweep.conditions:
         count = census_size(cond)
-        if count > DEFAULT_MAX_CANDIDATES:
+        if count <= DEFAULT_MAX_CANDIDATES:
+            continue
+        where = f"experiments.{cond.experiment}: hidden {','.join(map(str, cond.hidden))}"
+        if not is_estimated(cond):
             raise InputError(
-                f"experiments.{cond.experiment}: hidden {','.join(map(str, cond.hidden))} "
-                f"gives {count:,} candidate circuits per census, beyond the limit of "
-                f"{DEFAULT_MAX_CANDIDATES:,}"
+                f"{where} gives {count:,} candidate circuits per census, beyond the limit of "
+                f"{DEFAULT_MAX_CANDIDATES:,}; set estimate = N in the experiment to estimate "
+                "such censuses from N uniformly drawn circuits"
+            )
+        if cond.explanations or cond.discovery_seeds:
+            raise InputError(
+                f"{where} is estimated ({count:,} candidates); explanations and discovery "
+                "need its whole census"
             )
 
 
@@ -367,7 +378,7 @@ class _Study:
         """Start the census of each trained model whose row is missing."""
         cond = batch.condition
         n = self.executor.workers
-        sharded = n > 1 and census_size(cond) >= self.shard_min
+        sharded = n > 1 and census_size(cond) >= self.shard_min and not is_estimated(cond)
         for run in runs:
             key = batch.missing.get(run.seed)
             if key is None:  # stored; trained for its batch-mates

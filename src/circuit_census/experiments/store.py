@@ -50,7 +50,9 @@ from circuit_census.experiments.rows import (
 STORE_NAME = "results.sqlite"
 LOCK_NAME = ".study.lock"
 # 2: per-output averaged measures, valid_fraction, joint census, explanations; exact counts
-SCHEMA_VERSION = 2
+# 3: estimated rows (estimated, valid_fraction_low, valid_fraction_high); a schema-2 store
+#    gains these columns when opened (its rows are exact)
+SCHEMA_VERSION = 3
 
 
 _SCHEMA = f"""
@@ -130,6 +132,8 @@ class Store:
                         (str(SCHEMA_VERSION),),
                     )
             version = self.meta("schema")
+            if version == "2":
+                version = self._upgrade_from_2()
         except sqlite3.OperationalError as exc:
             if is_disk_full(exc):
                 raise DiskFull(path) from None
@@ -143,6 +147,19 @@ class Store:
             )
 
     # -- plumbing
+
+    def _upgrade_from_2(self) -> str:
+        """Add the columns schema 3 adds to a schema-2 store (whose rows are all exact)."""
+        have = {name for (_, name, *_) in self._con.execute("PRAGMA table_info(results)")}
+        with self._transaction():
+            for name, sql_type in COLUMNS:
+                if name not in have:
+                    default = " DEFAULT 0" if name == "estimated" else ""
+                    self._con.execute(f"ALTER TABLE results ADD COLUMN {name} {sql_type}{default}")
+            self._con.execute(
+                "UPDATE meta SET value = ? WHERE name = 'schema'", (str(SCHEMA_VERSION),)
+            )
+        return str(SCHEMA_VERSION)
 
     def _has_schema(self) -> bool:
         names = {

@@ -74,6 +74,7 @@ EXPERIMENT_KEYS = (
     "finding",
     "discovery",
     "explanations",
+    "estimate",
     *FIXED_KEYS,
 )
 # The findings an experiment may declare that it tests (analysis.findings.FINDINGS).
@@ -105,6 +106,8 @@ class Condition:
     progress: float | None = None  # a checkpoint's place in training (factor "progress")
     discovery_seeds: int = 0  # > 0: run every discovery method with this many seeds
     explanations: bool = False  # count interpretations, formulas and mappings too
+    # > 0: a census past the exact limit is estimated from this many uniform draws
+    estimate_draws: int = 0
 
     @property
     def hidden(self) -> tuple[int, ...]:
@@ -214,6 +217,12 @@ def _experiment(name: str, exp: Any, defaults: Mapping[str, Any]) -> Experiment:
     explanations = exp.get("explanations", False)
     if not isinstance(explanations, bool):
         raise InputError(f"{where}.explanations must be true or false, got {kind_of(explanations)}")
+    estimate = read_integer(exp.get("estimate", 0), f"{where}.estimate")
+    if estimate < 0:
+        raise InputError(
+            f"{where}.estimate: circuits drawn per estimated census, a positive integer "
+            "(0: never estimate)"
+        )
 
     # Merge [defaults] under the experiment (sub-tables key by key). The swept factor's
     # default is ignored: levels replace it.
@@ -233,7 +242,9 @@ def _experiment(name: str, exp: Any, defaults: Mapping[str, Any]) -> Experiment:
     for i, level in enumerate(levels):
         lw = f"{where}.levels[{i}]"
         cond = _condition(name, factor, i, level, lw, task, training, census, seeds)
-        cond = replace(cond, discovery_seeds=discovery, explanations=explanations)
+        cond = replace(
+            cond, discovery_seeds=discovery, explanations=explanations, estimate_draws=estimate
+        )
         if explanations and read_task(cond.task, lw).n_outputs > 1:
             raise InputError(f"{lw}: explanations take one-output tasks; {cond.task} has more")
         if cond.factor_label in seen:

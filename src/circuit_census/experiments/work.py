@@ -83,6 +83,7 @@ def run_description(cond: Condition, seed: int) -> dict[str, Any]:
         **({} if cond.progress is None else {"progress": cond.progress}),
         **({"discovery_seeds": cond.discovery_seeds} if cond.discovery_seeds else {}),
         **({"explanations": True} if cond.explanations else {}),
+        **({"estimate": cond.estimate_draws} if is_estimated(cond) else {}),
     }
 
 
@@ -104,6 +105,12 @@ def census_size(cond: Condition) -> int:
     task = make_task(cond.task)
     sizes = output_sizes(cond, task.n_inputs, task.n_outputs)
     return CircuitSpace(sizes, cond.census.compat).count()
+
+
+def is_estimated(cond: Condition) -> bool:
+    """Whether a condition's censuses are estimated: past the exact limit, with
+    ``estimate = N`` (draws) declared; without it such a condition is refused."""
+    return cond.estimate_draws > 0 and census_size(cond) > DEFAULT_MAX_CANDIDATES
 
 
 def census_outputs(n_outputs: int) -> list[int | None]:
@@ -163,6 +170,8 @@ def shard_task(
 def evaluate_task(cond: Condition, run: TrainedRun, key: str, valid_cap: int) -> FinishedRow:
     """The whole census of one model (every output), its measures and its row."""
     outputs = census_outputs(run.network.sizes[-1])
+    if is_estimated(cond):
+        return estimate_task(cond, run, key, outputs)
     results = [_census(run, cond.census, o) for o in outputs]
     return finish_task(cond, run, key, results, valid_cap)
 
@@ -173,7 +182,6 @@ def finish_task(
     """Measures and the stored row of a model from its per-output census results
     (combined shards or whole censuses)."""
     from circuit_census.measures.uniqueness import census_measures
-    from circuit_census.tasks.boolean import make_task
 
     per_output, circuits, minimals = [], [], []
     for o, result in enumerate(results):
@@ -188,13 +196,49 @@ def finish_task(
     joint = per_output[0] if len(per_output) == 1 else _joint_measures(cond, run)
     # Explanations (one output: checked by the sweep) reuse the census just taken.
     explained = _explanations(cond, run, results[0]) if cond.explanations else {}
-    task = make_task(cond.task)
-    reg = cond.regularizers
 
     def mean(name: str) -> float:
         return float(np.mean([float(d[name]) for d in per_output]))
 
     row = Row(
+        **_model_columns(cond, run, key),
+        n_candidates=int(results[0].n_candidates),
+        n_valid=mean("n_valid"),
+        n_minimal=mean("n_minimal"),
+        valid_fraction=mean("valid_fraction"),
+        identifiable=mean("identifiable"),
+        estimated=False,
+        valid_fraction_low=None,
+        valid_fraction_high=None,
+        n_candidates_joint=None if joint is None else int(joint["n_candidates"]),
+        n_valid_joint=None if joint is None else int(joint["n_valid"]),
+        n_minimal_joint=None if joint is None else int(joint["n_minimal"]),
+        identifiable_joint=None if joint is None else bool(joint["identifiable"]),
+        interpretations_total=explained.get("interpretations_total"),
+        interpretations_median=explained.get("interpretations_median"),
+        n_formulas=explained.get("n_formulas"),
+        minimal_mappings_total=explained.get("minimal_mappings_total"),
+        measures={
+            **_measures_json(per_output),
+            **(
+                {"discovery": _discovery(cond, run, results, minimals)}
+                if cond.discovery_seeds
+                else {}
+            ),
+        },
+        valid_stored=sum(min(int(r.n_valid), valid_cap) for r in results),
+        census_seconds=sum(float(r.seconds) for r in results),
+    )
+    return FinishedRow(row, circuits)
+
+
+def _model_columns(cond: Condition, run: TrainedRun, key: str) -> dict[str, Any]:
+    """A row's columns that say which model it is: its condition, task and training."""
+    from circuit_census.tasks.boolean import make_task
+
+    task = make_task(cond.task)
+    reg = cond.regularizers
+    return dict(
         key=key,
         experiment=cond.experiment,
         factor=cond.row_factor,
@@ -218,33 +262,54 @@ def finish_task(
         final_loss=_finite_or_none(run.final_loss),
         val_accuracy=run.val_accuracy,
         epochs=run.epochs,
-        n_candidates=int(results[0].n_candidates),
-        n_valid=mean("n_valid"),
-        n_minimal=mean("n_minimal"),
-        valid_fraction=mean("valid_fraction"),
-        identifiable=mean("identifiable"),
-        n_candidates_joint=None if joint is None else int(joint["n_candidates"]),
-        n_valid_joint=None if joint is None else int(joint["n_valid"]),
-        n_minimal_joint=None if joint is None else int(joint["n_minimal"]),
-        identifiable_joint=None if joint is None else bool(joint["identifiable"]),
-        interpretations_total=explained.get("interpretations_total"),
-        interpretations_median=explained.get("interpretations_median"),
-        n_formulas=explained.get("n_formulas"),
-        minimal_mappings_total=explained.get("minimal_mappings_total"),
-        measures={
-            **_measures_json(per_output),
-            **(
-                {"discovery": _discovery(cond, run, results, minimals)}
-                if cond.discovery_seeds
-                else {}
-            ),
-        },
         settings=run_description(cond, run.seed),
-        valid_stored=sum(min(int(r.n_valid), valid_cap) for r in results),
         train_seconds=run.train_seconds,
-        census_seconds=sum(float(r.seconds) for r in results),
     )
-    return FinishedRow(row, circuits)
+
+
+def estimate_task(
+    cond: Condition, run: TrainedRun, key: str, outputs: list[int | None]
+) -> FinishedRow:
+    """The row of a model whose census is past the exact limit: each output's valid count
+    and fraction estimated from ``cond.estimate_draws`` uniform draws (seeded by the
+    model's seed), marked ``estimated``. Minimal circuits need the whole census, so a
+    row holds none of them, nor identifiability."""
+    from circuit_census.circuits.estimate import estimate_census
+
+    started = time.perf_counter()
+    draws = cond.estimate_draws
+    found = [
+        estimate_census(run.network, run.x, run.y, cond.census, draws, run.seed, output=o)
+        for o in outputs
+    ]
+    per_output = [e.to_dict() for e in found]
+
+    def mean(values) -> float:
+        return float(np.mean([float(v) for v in values]))
+
+    row = Row(
+        **_model_columns(cond, run, key),
+        n_candidates=found[0].n_candidates,
+        n_valid=mean(e.n_valid for e in found),
+        n_minimal=None,
+        valid_fraction=mean(e.valid_fraction for e in found),
+        identifiable=None,
+        estimated=True,
+        valid_fraction_low=mean(e.fraction_low for e in found),
+        valid_fraction_high=mean(e.fraction_high for e in found),
+        n_candidates_joint=None,
+        n_valid_joint=None,
+        n_minimal_joint=None,
+        identifiable_joint=None,
+        interpretations_total=None,
+        interpretations_median=None,
+        n_formulas=None,
+        minimal_mappings_total=None,
+        measures={"estimate": per_output[0]} if len(found) == 1 else {"estimate": per_output},
+        valid_stored=0,
+        census_seconds=time.perf_counter() - started,
+    )
+    return FinishedRow(row, [])
 
 
 def _explanations(cond: Condition, run: TrainedRun, result) -> dict[str, Any]:

@@ -20,6 +20,11 @@ from circuit_census.circuits.engine.families import (
     work_units,
 )
 from circuit_census.circuits.engine.last_layers import census_last_layers
+from circuit_census.circuits.engine.pair_tree import (
+    PairTreeCache,
+    score_rows_by_tree,
+    uses_pair_tree,
+)
 from circuit_census.circuits.engine.pairs import PairTermsCache, score_pairs
 from circuit_census.circuits.engine.plan import Halves, Outer
 from circuit_census.circuits.engine.problem import Problem
@@ -72,6 +77,7 @@ class PrefixWork:
     halves: Halves
     bounds: Bounds
     terms: PairTermsCache
+    tree: PairTreeCache
 
 
 class ShardPass:
@@ -106,6 +112,7 @@ class ShardPass:
                 unit.halves,
                 make_bounds(self.problem, unit.halves),
                 PairTermsCache(self.problem, unit.halves),
+                PairTreeCache(self.problem, unit.halves),
             )
             self._work = work
             if self.problem.scorer is not None:
@@ -113,15 +120,15 @@ class ShardPass:
         return self.score_block(work, unit.outer, unit.a0, unit.a1)
 
     def settle_base(self, base: Base) -> int:
-        """Count a base's circuits with the compiled kernels (when none need listing and
-        it fits them), else split it in Python and score its prefixes here."""
-        if not self.wants_pairs():
-            counts = census_last_layers(self.problem, base.family)
-            if counts is not None:
-                self.totals.candidates += counts.candidates
-                self.totals.valid += counts.valid
-                self.totals.bounded += counts.bounded
-                return counts.candidates
+        """Count a base's circuits with the compiled kernels (when it fits them, and none
+        of its circuits need listing: none wanted, or none valid), else split it in
+        Python and score its prefixes here."""
+        counts = census_last_layers(self.problem, base.family)
+        if counts is not None and (counts.valid == 0 or not self.wants_pairs()):
+            self.totals.candidates += counts.candidates
+            self.totals.valid += counts.valid
+            self.totals.bounded += counts.bounded
+            return counts.candidates
         done = 0
         for item in split_base(self.problem, base):
             if isinstance(item, Decided):
@@ -157,34 +164,44 @@ class ShardPass:
         and count and keep the valid ones. Branch and bound over half A first gives a
         verdict to whole rows, settled by counting alone; the other rows are scored (in
         chunks of bounded size), skipping the pairs already decided."""
-        cover_a, present_a = outer.cover_a[a0:a1], outer.present_a[a0:a1]
-        n_cand = work.bounds.count_candidates(work.halves, cover_a, present_a)
+        row_counts = work.bounds.row_candidates(work.halves, outer, a0, a1)
+        n_cand = int(row_counts.sum())
         base = (outer.contrib + self.problem.network.biases[-1]).reshape(-1)
-        verdicts = row_verdicts(self.problem, work.bounds, base, a0, a1)
+        by_tree = uses_pair_tree(self.problem)
+        if by_tree:
+            verdicts = work.tree.row_verdicts(outer, a0, a1)
+        else:
+            verdicts = row_verdicts(self.problem, work.bounds, base, a0, a1)
         want = self.wants_pairs()
-        step = work.halves.chunk_rows
+        # pair matrices are held only when listing or bounding pairs by intervals
+        step = work.halves.chunk_rows if want or not by_tree else max(a1 - a0, 1)
         for c0 in range(0, a1 - a0, step):
             c1 = min(c0 + step, a1 - a0)
             chunk = verdicts[c0:c1]
-            self._settle_decided_rows(work, outer, a0, c0, chunk, want)
+            self._settle_decided_rows(work, outer, a0, c0, chunk, row_counts[c0:c1], want)
             if not chunk.all():
                 self._score_open_rows(work, outer, a0 + c0, chunk, base, want)
         self.totals.candidates += n_cand
         return n_cand
 
     def _settle_decided_rows(
-        self, work: PrefixWork, outer: Outer, a0: int, c0: int, chunk: np.ndarray, want: bool
+        self,
+        work: PrefixWork,
+        outer: Outer,
+        a0: int,
+        c0: int,
+        chunk: np.ndarray,
+        counts: np.ndarray,
+        want: bool,
     ) -> None:
         """Count the candidates of the rows ``a0 + c0 + r`` that bounds decided
-        (``chunk[r]`` -1 or 1) and keep those of the valid ones."""
+        (``chunk[r]`` -1 or 1; ``counts[r]`` candidates each) and keep those of the valid
+        ones."""
         start = a0 + c0
         for verdict in (-1, 1):
-            rows = np.flatnonzero(chunk == verdict) + start
-            if len(rows) == 0:
+            n_decided = int(counts[chunk == verdict].sum())
+            if n_decided == 0:
                 continue
-            n_decided = work.bounds.count_candidates(
-                work.halves, outer.cover_a[rows], outer.present_a[rows]
-            )
             self.totals.bounded += n_decided
             if verdict == 1:
                 self.totals.valid += n_decided
@@ -215,6 +232,15 @@ class ShardPass:
         pair_state = np.zeros((a1 - a0, n_b) if bound_pairs else (1, 1), dtype=np.int8)
         out_valid = np.zeros((a1 - a0, n_b) if want else (1, 1), dtype=np.uint8)
         block = Block(a0, a1, verdicts, pair_state, bound_pairs, want, out_valid)
+        if uses_pair_tree(problem):
+            n_valid, n_bounded, valid_mask = score_rows_by_tree(
+                problem, work.halves, outer, work.tree, block
+            )
+            self.totals.valid += n_valid
+            self.totals.bounded += n_bounded
+            if want and n_valid:
+                self._keep(work.halves, a0, valid_mask, outer.bits)
+            return
         decided = self._pairs_by_bounds(work, outer, base, block) if bound_pairs else None
         if decided is None:
             decided = score_pairs(problem, work.halves, outer, work.terms, block)

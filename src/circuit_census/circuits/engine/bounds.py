@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from circuit_census.circuits.engine import kernels
-from circuit_census.circuits.engine.plan import Group, Halves
+from circuit_census.circuits.engine.plan import Group, Halves, Outer
 from circuit_census.circuits.engine.problem import Problem
 from circuit_census.circuits.engine.structures import Admissible, Block, Tree
 
@@ -46,14 +46,23 @@ class Bounds:
     cover_b: np.ndarray  # distinct covers of half B's combinations
     present_b: np.ndarray  # with their numbers of kept last-hidden nodes
     count_b: np.ndarray  # combinations of half B with each
+    key_a: np.ndarray  # (n_a,) which distinct (cover, present) each row of half A has
+    first_a: np.ndarray  # a row of half A with each distinct (cover, present)
 
-    def count_candidates(self, halves: Halves, cover_a: np.ndarray, present_a: np.ndarray) -> int:
-        """Candidates among the pairs of the rows of half A described by ``cover_a`` and
-        ``present_a`` with every combination of half B."""
+    def row_candidates(self, halves: Halves, outer: Outer, a0: int, a1: int) -> np.ndarray:
+        """Candidates among the pairs of each row ``a0 <= a < a1`` of half A (with
+        ``outer``) and every combination of half B, through half A's distinct keys."""
+        first = self.first_a
         pairs = Admissible(
-            cover_a, present_a, self.cover_b, self.present_b, halves.required, halves.excluded
+            outer.cover_a[first],
+            outer.present_a[first],
+            self.cover_b,
+            self.present_b,
+            halves.required,
+            halves.excluded,
         )
-        return int(kernels.count_candidates(pairs, self.count_b))
+        per_key = kernels.candidates_per_row(pairs, self.count_b)
+        return per_key[self.key_a[a0:a1]]
 
 
 def make_bounds(problem: Problem, halves: Halves) -> Bounds:
@@ -72,7 +81,16 @@ def make_bounds(problem: Problem, halves: Halves) -> Bounds:
     keys, count = np.unique(
         np.stack([half_b.cover, half_b.present], axis=1), axis=0, return_counts=True
     )
+    half_a = halves.half_a
+    _, first_a, key_a = np.unique(
+        np.stack([half_a.cover, half_a.present], axis=1),
+        axis=0,
+        return_index=True,
+        return_inverse=True,
+    )
     return Bounds(
+        key_a=key_a.reshape(-1).astype(np.int64),
+        first_a=first_a.astype(np.int64),
         tree_a=tree_a,
         tree_b=tree_b,
         cover_b=np.ascontiguousarray(keys[:, 0]),

@@ -14,8 +14,12 @@ from circuit_census.circuits.engine.structures import (
     MSE,
     Admissible,
     Block,
+    OuterRows,
     OuterTerms,
+    OuterTree,
     PairTerms,
+    PairTree,
+    RowTree,
     Rule,
     Tree,
 )
@@ -322,20 +326,20 @@ def _score_pairs_additive(
 
 
 @njit(cache=True)
-def count_candidates(pairs: Admissible, count_b):
-    """Admissible pairs of two halves, counted through the few distinct (cover, present)
-    values of half B (``pairs.cover_b``, ``pairs.present_b``, each standing for
-    ``count_b`` combinations) rather than pair by pair."""
+def candidates_per_row(pairs: Admissible, count_b):
+    """Admissible pairs of each row of half A with half B, counted through the few
+    distinct (cover, present) values of half B (``pairs.cover_b``, ``pairs.present_b``,
+    each standing for ``count_b`` combinations) rather than pair by pair."""
     cover_a, present_a = pairs.cover_a, pairs.present_a
     cover_b, present_b = pairs.cover_b, pairs.present_b
-    total = 0
+    counts = np.zeros(len(cover_a), np.int64)
     for a in range(len(cover_a)):
         for g in range(len(cover_b)):
             if (cover_a[a] | cover_b[g]) == pairs.required and (
                 present_a[a] + present_b[g] != pairs.excluded
             ):
-                total += count_b[g]
-    return total
+                counts[a] += count_b[g]
+    return counts
 
 
 @njit(cache=True)
@@ -470,10 +474,193 @@ def branch_and_bound_rows(tree: Tree, base, rows, leaf: int, rule: Rule, block: 
             branch_and_bound(tree, row_base, 0, n_b, leaf, rule, pair_state[r])
 
 
+# ----------------------------------------------------------------------------- pair tree
+
+
+@njit(cache=True)
+def _exact_identity_error(tree: PairTree, outer: OuterTree, a: int, b: int, budget) -> float:
+    """Weighted squared error of pair (a, b) with an identity output, summed term by term
+    in the pair scorer's order and with its arithmetic (:func:`squared_error`), stopping
+    once it reaches ``budget``."""
+    z_a, z_b, constant = tree.z_a, tree.z_b, outer.constant
+    target, weight = tree.target, tree.weight
+    total = 0.0
+    for i in range(tree.order.shape[0]):
+        k = tree.order[i]
+        d = z_a[a, k] + constant[k] + z_b[b, k] - target[k]
+        total += weight[k] * d * d
+        if total >= budget:
+            break
+    return total
+
+
+@njit(cache=True)
+def _tree_members(tree: PairTree, depth: int, cover: int, present: int, pairs: Admissible) -> int:
+    """Admissible members of a node of depth ``depth`` whose fixed options (and row) cover
+    ``cover`` and keep ``present`` nodes, counted through its free units' distinct keys."""
+    n = 0
+    for g in range(tree.key_start[depth], tree.key_start[depth + 1]):
+        if (cover | tree.key_cover[g]) == pairs.required and (
+            present + tree.key_present[g] != pairs.excluded
+        ):
+            n += tree.key_count[g]
+    return n
+
+
+@njit(cache=True)
+def _tree_row(tree: PairTree, outer: OuterTree, r: int, pairs: Admissible, block: Block, budget):
+    """Valid pairs of row ``a0 + r`` of half A with half B, by a depth-first walk of half
+    B's tree: a node whose ball lies inside the budget's sphere is valid as a whole,
+    outside it invalid as a whole (each with ``slack`` to spare), else it is split; a
+    node that is one point and too near the sphere is summed exactly. Returns the valid
+    pairs and the candidates decided by a family of more than one member."""
+    a = block.a0 + r
+    n_opts = tree.opt_cover.shape[0]
+    t = np.empty(n_opts)  # (v0 + r_a) . each delta of half B
+    for q in range(n_opts):
+        t[q] = outer.t0[q]
+    nv = outer.n0 + tree.norm_a[a]  # |v0 + r_a|^2
+    rest = a
+    for i in range(tree.a_radix.shape[0] - 1, -1, -1):
+        row = tree.a_offset[i] + rest % tree.a_radix[i]
+        rest //= tree.a_radix[i]
+        nv += 2.0 * outer.s_a[row]
+        for q in range(n_opts):
+            t[q] += tree.cross[row, q]
+    spread = np.sqrt(outer.n0) + tree.root_a[a] + tree.max_delta + tree.radius[0]
+    tol = tree.slack * (budget + spread * spread)
+    accept, reject = budget - tol, budget + tol
+    live, radix, offset = tree.live, tree.radix, tree.offset
+    digit = np.zeros(live + 1, np.int64)
+    tsum = np.zeros(live + 1)
+    cover = np.zeros(live + 1, np.int64)
+    present = np.zeros(live + 1, np.int64)
+    cover[0] = pairs.cover_a[r]
+    present[0] = pairs.present_a[r]
+    depth, index, valid, bounded = 0, 0, 0, 0
+    while True:
+        d2 = nv + 2.0 * tsum[depth] + tree.node_norm[tree.depth_start[depth] + index]
+        verdict = 0
+        summed = False
+        if depth == live:  # one point: every member has the same error
+            if d2 < accept:
+                verdict = 1
+            elif d2 > reject:
+                verdict = -1
+            else:
+                exact = _exact_identity_error(tree, outer, a, index * tree.size[depth], budget)
+                verdict = 1 if exact < budget else -1
+                summed = True
+        else:
+            root = np.sqrt(max(d2, 0.0))
+            radius = tree.radius[depth]
+            if (root + radius) * (root + radius) < accept:
+                verdict = 1
+            elif root > radius and (root - radius) * (root - radius) > reject:
+                verdict = -1
+        if verdict == 0:  # split: first child
+            q = offset[depth]
+            digit[depth] = 0
+            tsum[depth + 1] = tsum[depth] + t[q]
+            cover[depth + 1] = cover[depth] | tree.opt_cover[q]
+            present[depth + 1] = present[depth] + tree.opt_present[q]
+            index *= radix[depth]
+            depth += 1
+            continue
+        if not summed and tree.size[depth] > 1:  # a family decided at once
+            bounded += _tree_members(tree, depth, cover[depth], present[depth], pairs)
+        if verdict == 1:
+            valid += _tree_members(tree, depth, cover[depth], present[depth], pairs)
+            if block.collect:
+                start = index * tree.size[depth]
+                for b in range(start, start + tree.size[depth]):
+                    if (pairs.cover_a[r] | pairs.cover_b[b]) == pairs.required and (
+                        pairs.present_a[r] + pairs.present_b[b] != pairs.excluded
+                    ):
+                        block.out_valid[r, b] = 1
+        while depth > 0:  # next sibling, climbing while the last one is done
+            d = depth - 1
+            digit[d] += 1
+            if digit[d] < radix[d]:
+                q = offset[d] + digit[d]
+                tsum[depth] = tsum[d] + t[q]
+                cover[depth] = cover[d] | tree.opt_cover[q]
+                present[depth] = present[d] + tree.opt_present[q]
+                index += 1
+                break
+            index //= radix[d]
+            depth -= 1
+        else:
+            return valid, bounded
+
+
+def _pair_tree_rows(tree: PairTree, outer: OuterTree, pairs: Admissible, block: Block, budget):
+    """Valid pairs of each row of ``block`` without a verdict, and those of them decided
+    by a family of more than one member, by :func:`_tree_row` (rows in parallel); marks
+    ``block.out_valid`` when collecting."""
+    n_rows = block.row_verdict.shape[0]
+    valid = np.zeros(n_rows, np.int64)
+    bounded = np.zeros(n_rows, np.int64)
+    for r in prange(n_rows):
+        if block.row_verdict[r] == 0:
+            valid[r], bounded[r] = _tree_row(tree, outer, r, pairs, block, budget)
+    return valid, bounded
+
+
+@njit(cache=True)
+def row_tree_verdicts(tree: RowTree, outer: OuterRows, lo: int, hi: int, budget, state):
+    """Verdicts of the rows ``lo <= a < hi`` of half A by a depth-first walk of half A's
+    ball tree (half B free): a node whose ball lies inside the budget's sphere gives every
+    pair of its rows valid (1), one outside it invalid (-1), each with ``slack`` to spare;
+    other nodes are split, and rows left undecided get 0. Writes ``state[a - lo]``."""
+    n_units = tree.radix.shape[0]
+    size, radix, offset = tree.size, tree.radix, tree.offset
+    spread = np.sqrt(outer.n0) + tree.max_delta + tree.radius[0]
+    tol = tree.slack * (budget + spread * spread)
+    accept, reject = budget - tol, budget + tol
+    digit = np.zeros(n_units + 1, np.int64)
+    tsum = np.zeros(n_units + 1)
+    depth, index = 0, 0
+    while True:
+        start = index * size[depth]
+        first, last = max(start, lo), min(start + size[depth], hi)
+        if first < last:
+            d2 = outer.n0 + 2.0 * tsum[depth] + tree.node_norm[tree.depth_start[depth] + index]
+            root = np.sqrt(max(d2, 0.0))
+            radius = tree.radius[depth]
+            verdict = 0
+            if (root + radius) * (root + radius) < accept:
+                verdict = 1
+            elif root > radius and (root - radius) * (root - radius) > reject:
+                verdict = -1
+            if verdict != 0 or depth == n_units:
+                for a in range(first, last):
+                    state[a - lo] = verdict
+            else:  # split: first child
+                digit[depth] = 0
+                tsum[depth + 1] = tsum[depth] + outer.t0[offset[depth]]
+                index *= radix[depth]
+                depth += 1
+                continue
+        while depth > 0:  # next sibling, climbing while the last one is done
+            d = depth - 1
+            digit[d] += 1
+            if digit[d] < radix[d] and (index + 1) * size[depth] < hi:
+                tsum[depth] = tsum[d] + outer.t0[offset[d] + digit[d]]
+                index += 1
+                break
+            index //= radix[d]
+            depth -= 1
+        else:
+            return
+
+
 # Each pair kernel in a threaded and a serial build: starting threads costs more than
 # small blocks of pairs take (and far more on a busy machine).
 score_pairs_general = njit(parallel=True, cache=True)(_score_pairs_general)
 score_pairs_general_serial = njit(cache=True)(_score_pairs_general)
 score_pairs_additive = njit(parallel=True, cache=True)(_score_pairs_additive)
 score_pairs_additive_serial = njit(cache=True)(_score_pairs_additive)
+pair_tree_rows = njit(parallel=True, cache=True)(_pair_tree_rows)
+pair_tree_rows_serial = njit(cache=True)(_pair_tree_rows)
 PARALLEL_PAIRS = 1 << 20  # fewer pairs than this run on one thread

@@ -48,7 +48,7 @@ class PrefixPairTerms:
         self.unit_scale = scale
         target = np.ascontiguousarray(problem.reference.reshape(-1))
         weight = np.repeat(problem.weight, problem.n_out)
-        self.order = _decisive_first(problem, z_a, z_b, target, weight)
+        self.order = decisive_first(problem, z_a, z_b, target, weight)
         self.kernel = PairTerms(
             cross=np.ascontiguousarray(cross),
             unit_offset=np.concatenate([[0], np.cumsum(radix)[:-1]]).astype(np.int64),
@@ -77,7 +77,7 @@ class PrefixPairTerms:
         )
 
 
-def _decisive_first(problem: Problem, z_a, z_b, target, weight) -> np.ndarray:
+def decisive_first(problem: Problem, z_a, z_b, target, weight) -> np.ndarray:
     """An order of the (point, output) terms, largest errors first among a seeded sample of
     pairs, so that term-by-term sums pass the budget early. The order changes no
     decision: partial sums of non-negative terms only grow."""
@@ -109,7 +109,7 @@ class PairTermsCache:
         return self.prefix.kernel, self.outer
 
 
-def _threaded_if_large(threaded, serial, n_pairs: int):
+def threaded_if_large(threaded, serial, n_pairs: int):
     """The threaded build of a kernel for large blocks, the serial one for small."""
     return threaded if n_pairs >= kernels.PARALLEL_PAIRS else serial
 
@@ -135,7 +135,7 @@ def score_pairs(
         if problem.scorer is not None:
             ok = problem.scorer.additive(prefix_terms, outer_terms, pairs, block, problem.rule)
             return _open_rows_only(ok.cpu().numpy(), block.row_verdict)
-        kernel = _threaded_if_large(
+        kernel = threaded_if_large(
             kernels.score_pairs_additive, kernels.score_pairs_additive_serial, n_pairs
         )
         valid = kernel(prefix_terms, outer_terms, pairs, block, problem.rule)
@@ -146,7 +146,7 @@ def score_pairs(
     if problem.scorer is not None:
         ok = problem.scorer.general(u, half_b.contrib, pairs, problem.rule)
         return _open_rows_only(ok.cpu().numpy(), block.row_verdict)
-    kernel = _threaded_if_large(
+    kernel = threaded_if_large(
         kernels.score_pairs_general, kernels.score_pairs_general_serial, n_pairs
     )
     _, valid = kernel(u, half_b.contrib, pairs, block, problem.rule)

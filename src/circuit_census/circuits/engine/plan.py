@@ -261,8 +261,9 @@ def make_halves(problem: Problem, prefix: Prefix, keep: bool) -> Halves:
     half_a = product(problem, units[i:j])
     chunk_rows = max(1, BLOCK_ELEMENTS // len(half_b))
     block = max(1, min(len(half_a), chunk_rows))
-    if not keep:  # no pair matrix to hold: larger blocks, still fine-grained progress
-        block = max(block, -(-len(half_a) // 64))
+    if not keep:  # no pair matrix to hold: larger blocks, still about 64 work units or more
+        n_outer = math.prod(len(u) for u in units[:i])
+        block = max(block, -(-len(half_a) // max(1, 64 // n_outer)))
     return Halves(
         units[:i], units[i:j], units[j:], half_a, half_b, required, excluded, block, chunk_rows
     )

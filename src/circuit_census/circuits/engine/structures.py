@@ -51,7 +51,7 @@ class Admissible(NamedTuple):
     """Which pairs of half A's rows (of one block) and half B's combinations are candidate
     circuits: ``(a, b)`` is when ``cover_a[a] | cover_b[b] == required`` and
     ``present_a[a] + present_b[b] != excluded``. For counting, the B side may instead hold
-    half B's distinct (cover, present) values (see ``kernels.count_candidates``)."""
+    half B's distinct (cover, present) values (see ``kernels.candidates_per_row``)."""
 
     cover_a: np.ndarray  # (rows,) int64 bitmask of required nodes each row feeds
     present_a: np.ndarray  # (rows,) int64 last-hidden nodes each row keeps
@@ -100,3 +100,73 @@ class OuterTerms(NamedTuple):
     cross_constant: np.ndarray  # (n_b,) the constant's residual . each r_b
     norm_a: np.ndarray  # (n_a,) |r_a + constant's residual|^2
     scale_a: np.ndarray  # (n_a,) a bound on |r_a + constant's residual|, for the band
+
+
+class PairTree(NamedTuple):
+    """Half B as a tree of balls in the weighted residual space, for deciding the pairs of
+    an open row by families (mse, identity output). A node at depth ``d`` fixes half B's
+    first ``d`` units; its members' residuals lie within ``radius[d]`` of its center
+    ``M + sum of the fixed options' deviations delta`` (``M``: the sum of every unit's mean
+    option). Units from depth ``live`` on are silent (every option adds the same), so a
+    node there is one point. Everything a node needs is a dot product precomputed per
+    prefix (``cross``, ``node_norm``) or per outer combination (:class:`OuterTree`)."""
+
+    radix: np.ndarray  # (n_units_b,) options per unit of half B
+    offset: np.ndarray  # (n_units_b,) first option of each unit in the option arrays
+    size: np.ndarray  # (n_units_b + 1,) combinations of half B under a node of depth d
+    live: int  # units of half B before the trailing silent ones
+    node_norm: np.ndarray  # |sum of the fixed options' deltas|^2, per node of depth <= live
+    depth_start: np.ndarray  # (live + 1,) first node of each depth in ``node_norm``
+    radius: np.ndarray  # (live + 1,) largest distance of a node's member from its center
+    max_delta: float  # largest |sum of fixed deltas| over all nodes
+    opt_cover: np.ndarray  # (n_opts_b,) what each option of half B covers
+    opt_present: np.ndarray  # (n_opts_b,) and keeps
+    key_cover: np.ndarray  # distinct (cover, present) of the free units below each depth
+    key_present: np.ndarray
+    key_count: np.ndarray  # combinations with each
+    key_start: np.ndarray  # (n_units_b + 2,) first key of each depth
+    a_radix: np.ndarray  # (n_units_a,) options per unit of half A
+    a_offset: np.ndarray  # (n_units_a,) first option of each unit of half A
+    cross: np.ndarray  # (n_opts_a, n_opts_b) each option of half A . each delta of half B
+    norm_a: np.ndarray  # (n_a,) |r_a|^2 of every row of half A
+    root_a: np.ndarray  # (n_a,) |r_a|
+    z_a: np.ndarray  # (n_a, K) half A's contributions, for the exact sum of a doubtful pair
+    z_b: np.ndarray  # (n_b, K) half B's
+    target: np.ndarray  # (K,) the full model's outputs
+    weight: np.ndarray  # (K,) samples per term
+    order: np.ndarray  # (K,) the pair scorer's order of terms (``PairTerms``)
+    slack: float  # relative rounding allowance of a node's decision
+
+
+class OuterTree(NamedTuple):
+    """The tree's terms that depend on the outer units' combination (``v0``: the constant
+    part's residual plus ``M``)."""
+
+    n0: float  # |v0|^2
+    t0: np.ndarray  # (n_opts_b,) v0 . each delta of half B
+    s_a: np.ndarray  # (n_opts_a,) v0 . each option of half A
+    constant: np.ndarray  # (K,) output bias plus the outer contribution
+
+
+class RowTree(NamedTuple):
+    """Half A as a tree of balls with half B free, for giving whole families of rows a
+    verdict (mse, identity output): a node at depth ``d`` fixes half A's first ``d`` units,
+    and every pair of its rows with half B lies within ``radius[d]`` of its center
+    ``v0 + sum of the fixed options' deviations`` (``v0``: :class:`OuterRows`)."""
+
+    radix: np.ndarray  # (n_units_a,) options per unit of half A
+    offset: np.ndarray  # (n_units_a,) first option of each unit
+    size: np.ndarray  # (n_units_a + 1,) rows under a node of depth d
+    node_norm: np.ndarray  # |sum of the fixed options' deltas|^2, per node
+    depth_start: np.ndarray  # (n_units_a + 1,) first node of each depth in ``node_norm``
+    radius: np.ndarray  # (n_units_a + 1,) half A's free part's radius plus half B's
+    max_delta: float  # largest |sum of fixed deltas| over all nodes
+    slack: float  # relative rounding allowance of a node's decision
+
+
+class OuterRows(NamedTuple):
+    """The row tree's terms for one outer combination (``v0``: the constant part's
+    residual plus the sum of every unit's mean option, in both halves)."""
+
+    n0: float  # |v0|^2
+    t0: np.ndarray  # (n_opts_a,) v0 . each delta of half A
