@@ -19,6 +19,8 @@ times vary with load.
     python benchmarks/census.py --ablation zero resample --only 2-12-1   # ablations side by side
     python benchmarks/census.py --deep --before /path/to/old/checkout --timeout 600
         # deep networks, this code and an older checkout's census side by side
+    python benchmarks/census.py --frontier --no-plain --timeout 1800   # the deep and wide
+        # targets (2-4-4-4-1 ... 2-8-8-1, 2-20-1, 2-24-1); add --untrained for random weights
     python benchmarks/census.py --no-plain --only 2-16-1 2-18-1 2-20-1 2-24-1 --timeout 900 \
         --before /path/to/old/checkout --before-timeout 300    # wide one-hidden-layer networks
 """
@@ -48,6 +50,8 @@ from circuit_census.training.modelfiles import save_data, save_model
 DEFAULT = ["2-8-1", "2-12-1", "2-14-1", "2-3-3-1", "2-4-4-1"]
 LARGE = ["2-16-1", "2-5-4-1"]
 DEEP = ["2-4-4-1", "2-5-5-1", "2-4-4-4-1", "2-6-6-1", "2-5-5-5-1", "2-8-8-1"]
+# The exact frontier's targets: deep and wide networks (minutes to half an hour).
+FRONTIER = ["2-4-4-4-1", "2-6-6-1", "2-5-5-5-1", "2-8-8-1", "2-20-1", "2-24-1"]
 
 
 def trained_model(hidden: tuple[int, ...], output_activation: str) -> tuple[Network, np.ndarray]:
@@ -156,6 +160,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--large", action="store_true", help="also 2-16-1 and 2-5-4-1")
     parser.add_argument("--deep", action="store_true", help=f"only {', '.join(DEEP)}")
+    parser.add_argument("--frontier", action="store_true", help=f"only {', '.join(FRONTIER)}")
     parser.add_argument(
         "--before", type=Path, help="an older checkout whose census runs side by side"
     )
@@ -176,7 +181,8 @@ def main() -> None:
         "--ablation", nargs="+", default=["zero"], help="one or more of zero, mean, resample"
     )
     args = parser.parse_args()
-    archs = args.only or (DEEP if args.deep else DEFAULT + (LARGE if args.large else []))
+    named = FRONTIER if args.frontier else DEEP if args.deep else None
+    archs = args.only or named or DEFAULT + (LARGE if args.large else [])
     outs = list(ACTIVATIONS) if args.output_activation == ["all"] else args.output_activation
     print(f"census benchmark: {'untrained' if args.untrained else 'trained XOR'} models, "
           "relu hidden, 200 noisy XOR validation points, mse < 0.05; "
