@@ -28,6 +28,7 @@ times vary with load.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import subprocess
 import sys
@@ -226,9 +227,10 @@ def _row(arch: str, out: str, ablation: str, run: Run, plain: float) -> str:
                 f"{'>' + format(run.seconds, '.0f'):>8} {'-':>10} {plain:>12.3g} {'-':>9} "
                 f"{'-':>8}")  # fmt: skip
     rate = run.candidates / run.seconds
+    ratio = "-" if math.isnan(plain) else f"{rate / plain:.0f}x"  # --no-plain: no ratio
     return (f"{arch:>9} {out:>10} {ablation:>9} {run.candidates:>26,} {run.valid:>26,} "
             f"{run.bounded:>7} {run.seconds:>8.2f} {rate:>10.3g} {plain:>12.3g} "
-            f"{rate / plain:>8.0f}x {run.peak_mib:>8.0f}")  # fmt: skip
+            f"{ratio:>9} {run.peak_mib:>8.0f}")  # fmt: skip
 
 
 def _before(now: Run, old: Run) -> str:
