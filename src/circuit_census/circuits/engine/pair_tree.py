@@ -20,12 +20,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from circuit_census.circuits.engine import kernels
-from circuit_census.circuits.engine.pairs import decisive_first, threaded_if_large
+from circuit_census.circuits.engine.pairs import block_pairs, decisive_first, threaded_if_large
 from circuit_census.circuits.engine.plan import Group, Halves, Outer
 from circuit_census.circuits.engine.problem import Problem
 from circuit_census.circuits.engine.structures import (
     MSE,
-    Admissible,
     Block,
     OuterRows,
     OuterTree,
@@ -241,18 +240,9 @@ def score_rows_by_tree(
 ) -> tuple[int, int, np.ndarray]:
     """The valid pairs of ``block``'s open rows (with ``outer``), the candidates among
     them decided by a family of pairs at once, and (when collecting) the valid mask."""
-    a0, a1 = block.a0, block.a1
-    half_b = halves.half_b
-    pairs = Admissible(
-        outer.cover_a[a0:a1],
-        outer.present_a[a0:a1],
-        half_b.cover,
-        half_b.present,
-        halves.required,
-        halves.excluded,
-    )
+    pairs = block_pairs(halves, outer, block)
     tree, outer_tree, _ = cache.get(outer)
-    n_pairs = int(np.count_nonzero(block.row_verdict == 0)) * len(half_b)
+    n_pairs = int(np.count_nonzero(block.row_verdict == 0)) * len(halves.half_b)
     kernel = threaded_if_large(kernels.pair_tree_rows, kernels.pair_tree_rows_serial, n_pairs)
     valid, bounded = kernel(tree.kernel, outer_tree, pairs, block, problem.budget)
     return int(valid.sum()), int(bounded.sum()), block.out_valid

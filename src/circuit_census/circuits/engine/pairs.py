@@ -114,6 +114,20 @@ def threaded_if_large(threaded, serial, n_pairs: int):
     return threaded if n_pairs >= kernels.PARALLEL_PAIRS else serial
 
 
+def block_pairs(halves: Halves, outer: Outer, block: Block) -> Admissible:
+    """What makes a pair of ``block``'s rows of half A (with ``outer``) and half B a
+    candidate: their covers and kept-node counts, and what they must reach."""
+    a0, a1 = block.a0, block.a1
+    return Admissible(
+        outer.cover_a[a0:a1],
+        outer.present_a[a0:a1],
+        halves.half_b.cover,
+        halves.half_b.present,
+        halves.required,
+        halves.excluded,
+    )
+
+
 def score_pairs(
     problem: Problem, halves: Halves, outer: Outer, terms: PairTermsCache, block: Block
 ) -> tuple[int, np.ndarray]:
@@ -121,14 +135,7 @@ def score_pairs(
     it marks as decided: the number of valid pairs and, when collecting, their mask."""
     a0, a1 = block.a0, block.a1
     half_b = halves.half_b
-    pairs = Admissible(
-        outer.cover_a[a0:a1],
-        outer.present_a[a0:a1],
-        half_b.cover,
-        half_b.present,
-        halves.required,
-        halves.excluded,
-    )
+    pairs = block_pairs(halves, outer, block)
     n_pairs = (a1 - a0) * len(half_b)
     if problem.criterion_code == MSE:
         prefix_terms, outer_terms = terms.get(outer)
