@@ -59,9 +59,9 @@ ACCEPT_AT_LEAST = 0.25
 
 
 @cache
-def _acceptance(n_rows: int, n_cols: int, rows_covered: bool) -> float:
-    """The chance that a uniform ``n_rows x n_cols`` 0/1 matrix covers."""
-    return covering_matrices(n_rows, n_cols, rows_covered) / 2 ** (n_rows * n_cols)
+def _acceptance(n_rows: int, n_cols: int) -> float:
+    """The chance that a uniform ``n_rows x n_cols`` 0/1 matrix has no zero row or column."""
+    return covering_matrices(n_rows, n_cols, True) / 2 ** (n_rows * n_cols)
 
 
 def covering_matrix(
@@ -79,13 +79,13 @@ def covering_matrix(
             m[:, empty] = rng.random((n_rows, int(empty.sum()))) < 0.5
             empty = ~m.any(axis=0)
         return m
-    if _acceptance(n_rows, n_cols, rows_covered) >= ACCEPT_AT_LEAST:
+    if _acceptance(n_rows, n_cols) >= ACCEPT_AT_LEAST:
         while True:
             m = rng.random((n_rows, n_cols)) < 0.5
-            if m.any(axis=0).all() and (not rows_covered or m.any(axis=1).all()):
+            if m.any(axis=0).all() and m.any(axis=1).all():
                 return m
     out = np.zeros((n_rows, n_cols), dtype=bool)
-    uncovered = list(range(n_rows)) if rows_covered else []
+    uncovered = list(range(n_rows))
     for col in range(n_cols):
         left = n_cols - col - 1
         k = len(uncovered)
@@ -131,9 +131,10 @@ def _forward_ways(space: CircuitSpace) -> list[dict[int, int]]:
     return tables
 
 
-def _all_kept_ways(space: CircuitSpace, tables: list[dict[int, int]]) -> list[int]:
+def _all_kept_ways(space: CircuitSpace) -> list[int]:
     """``kept[l]``: circuits of layers up to ``l`` keeping every node of hidden layers
-    ``1..l`` (``kept[0] = 1``: the inputs); ``tables[l][n_l]`` counts them and more."""
+    ``1..l`` (``kept[0] = 1``: the inputs); the forward table's ``[l][n_l]`` counts them
+    and more."""
     sizes = space.sizes
     kept = [1]
     for layer in range(1, len(sizes) - 1):
@@ -158,7 +159,7 @@ def sample_blocks(
     rng = np.random.default_rng(seed)
     tables = _forward_ways(space)
     # meloux2025 leaves out the circuits that keep every hidden node
-    kept = _all_kept_ways(space, tables) if space.compat == "meloux2025" else None
+    kept = _all_kept_ways(space) if space.compat == "meloux2025" else None
     for start in range(0, n, block):
         out = np.zeros((min(block, n - start), space.n_edges), dtype=bool)
         for drawn in range(len(out)):
