@@ -10,15 +10,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from circuit_census.analysis.rows import architecture_of, as_float, is_true, natural_key
+from circuit_census.analysis.rows import (
+    architecture_of,
+    as_float,
+    is_estimated,
+    is_true,
+    natural_key,
+)
 from circuit_census.analysis.summaries import CountSummary
 
 Rows = Sequence[Mapping[str, object]]
-
-
-def is_estimated_row(row: Mapping[str, object]) -> bool:
-    """Whether a row holds an estimate (``estimated``) rather than an exact census."""
-    return is_true(row.get("estimated"))
 
 
 @dataclass(frozen=True)
@@ -40,10 +41,10 @@ def estimated_conditions(rows: Rows) -> list[EstimatedCondition]:
     """The estimated rows' conditions (converged models only), in study order."""
     groups: dict[tuple[str, int], list[Mapping[str, object]]] = {}
     for r in rows:
-        if is_estimated_row(r) and is_true(r.get("converged")):
+        if is_estimated(r) and is_true(r.get("converged")):
             groups.setdefault((str(r["experiment"]), int(r["level"])), []).append(r)
     out = []
-    for (experiment, _), group in sorted(groups.items(), key=lambda kv: kv[0]):
+    for (experiment, _), group in groups.items():
         first = group[0]
         settings = first.get("settings")
         draws = settings.get("estimate", 0) if isinstance(settings, Mapping) else 0

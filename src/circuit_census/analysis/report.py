@@ -25,13 +25,14 @@ from circuit_census.analysis.document import (
     render_markdown,
     slug,
 )
-from circuit_census.analysis.estimates import estimated_conditions, is_estimated_row
+from circuit_census.analysis.estimates import estimated_conditions
 from circuit_census.analysis.explanations import (
     condition_levels,
     has_explanations,
     levels_figure,
 )
 from circuit_census.analysis.findings import FINDINGS
+from circuit_census.analysis.rows import is_estimated
 from circuit_census.analysis.sentences import (
     finding_sentence,
     verdict_sentence,
@@ -111,7 +112,7 @@ def build_report(
     Verdicts only for experiments that ``setup["findings"]`` declares."""
     setup = dict(setup or {})
     rows = list(rows)
-    exact = [r for r in rows if not is_estimated_row(r)]  # estimates are reported apart
+    exact = [r for r in rows if not is_estimated(r)]  # estimates are reported apart
     series = split_series(exact)
     stats = [series_stats(s, n_resamples=n_resamples, seed=seed) for s in series]
     findings = declared_findings(setup)

@@ -45,12 +45,17 @@ def row_depth(row: Mapping[str, object]) -> int | None:
     return len(parts)
 
 
+def is_estimated(row: Mapping[str, object]) -> bool:
+    """Whether a row holds an estimate (``estimated``) rather than an exact census."""
+    return is_true(row.get("estimated"))
+
+
 def is_included(row: Mapping[str, object]) -> bool:
     """Whether a row enters the statistics: a converged model with an exact census (an
     estimated row never does)."""
     return (
         is_true(row.get("converged"))
-        and not is_true(row.get("estimated"))
+        and not is_estimated(row)
         and not math.isnan(as_float(row.get("n_valid")))
     )
 

@@ -15,8 +15,8 @@ from circuit_census.analysis.formatting import fmt_num
 from circuit_census.analysis.rows import (
     architecture_of,
     as_float,
+    is_estimated,
     is_included,
-    is_true,
     natural_key,
 )
 from circuit_census.analysis.series import SeriesStats
@@ -46,7 +46,7 @@ def _model_entries(rows: Rows) -> list[Entry]:
     """Models trained and converged, tasks with their complexity, architectures, seeds."""
     n = len(rows)
     n_used = sum(1 for r in rows if is_included(r))
-    n_estimated = sum(1 for r in rows if is_true(r.get("estimated")))
+    n_estimated = sum(1 for r in rows if is_estimated(r))
     tasks: dict[str, float] = {}
     for r in rows:
         if r.get("task") is not None:
