@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from circuit_census.circuits.engine import kernels
-from circuit_census.circuits.engine.plan import Group, Halves, Outer
+from circuit_census.circuits.engine.plan import Group, Halves, Outer, unit_offsets
 from circuit_census.circuits.engine.problem import Problem
 from circuit_census.circuits.engine.structures import Admissible, Block, Tree
 
@@ -27,7 +27,7 @@ def _tree(units: list[Group], n_terms: int, free_lo, free_hi, pad: np.ndarray) -
     radix = np.array([len(u) for u in units], dtype=np.int64)
     return Tree(
         options=np.ascontiguousarray(np.concatenate(flat) if flat else np.zeros((1, n_terms))),
-        offset=np.concatenate([[0], np.cumsum(radix)[:-1]]).astype(np.int64),
+        offset=unit_offsets(radix),
         radix=radix,
         rest_lo=np.ascontiguousarray(rest_lo[::-1]),
         rest_hi=np.ascontiguousarray(rest_hi[::-1]),

@@ -21,7 +21,7 @@ import numpy as np
 
 from circuit_census.circuits.engine import kernels
 from circuit_census.circuits.engine.pairs import block_pairs, decisive_first, threaded_if_large
-from circuit_census.circuits.engine.plan import Group, Halves, Outer
+from circuit_census.circuits.engine.plan import Group, Halves, Outer, unit_offsets
 from circuit_census.circuits.engine.problem import Problem
 from circuit_census.circuits.engine.structures import (
     MSE,
@@ -50,6 +50,12 @@ def uses_pair_tree(problem: Problem) -> bool:
 def _silent(unit: Group) -> bool:
     """Whether every option of ``unit`` adds exactly the same at every point."""
     return bool(np.all(unit.contrib == unit.contrib[0]))
+
+
+def _suffix_sizes(radix: np.ndarray) -> np.ndarray:
+    """Members of a node at each depth of a mixed-radix tree: the product of the radices
+    below it (depth ``n`` last: 1)."""
+    return np.cumprod(np.concatenate([radix, [1]])[::-1])[::-1].astype(np.int64)
 
 
 def _suffix_keys(units_b: list[Group]) -> tuple[np.ndarray, ...]:
@@ -152,17 +158,14 @@ def make_pair_tree(problem: Problem, halves: Halves) -> PrefixTree:
     r_a = (half_a.contrib * root_w).reshape(len(half_a), n_terms)
     norm_a = np.einsum("ij,ij->i", r_a, r_a)
     key_cover, key_present, key_count, key_start = _suffix_keys(units_b)
-    size = np.ones(len(units_b) + 1, np.int64)
-    for d in range(len(units_b) - 1, -1, -1):
-        size[d] = size[d + 1] * radix_b[d]
     z_a = np.ascontiguousarray(half_a.contrib.reshape(len(half_a), n_terms))
     z_b = np.ascontiguousarray(half_b.contrib.reshape(len(half_b), n_terms))
     target = np.ascontiguousarray(problem.reference.reshape(-1))
     weight = np.repeat(problem.weight, problem.n_out)
     kernel = PairTree(
         radix=radix_b,
-        offset=np.concatenate([[0], np.cumsum(radix_b)[:-1]]).astype(np.int64),
-        size=size,
+        offset=unit_offsets(radix_b),
+        size=_suffix_sizes(radix_b),
         live=live,
         node_norm=node_norm,
         depth_start=depth_start,
@@ -175,7 +178,7 @@ def make_pair_tree(problem: Problem, halves: Halves) -> PrefixTree:
         key_count=key_count,
         key_start=key_start,
         a_radix=radix_a,
-        a_offset=np.concatenate([[0], np.cumsum(radix_a)[:-1]]).astype(np.int64),
+        a_offset=unit_offsets(radix_a),
         cross=np.ascontiguousarray(alpha_all @ delta_all.T),
         norm_a=norm_a,
         root_a=np.sqrt(norm_a),
@@ -197,7 +200,7 @@ def make_pair_tree(problem: Problem, halves: Halves) -> PrefixTree:
     rows = RowTree(
         radix=radix_a,
         offset=kernel.a_offset,
-        size=np.cumprod(np.concatenate([radix_a, [1]])[::-1])[::-1].astype(np.int64),
+        size=_suffix_sizes(radix_a),
         node_norm=a_norm,
         depth_start=a_start,
         radius=a_radius + radius[0],

@@ -8,7 +8,7 @@ import numpy as np
 
 from circuit_census.activations import TABLE, apply_activation
 from circuit_census.circuits.engine import kernels
-from circuit_census.circuits.engine.plan import Halves, Outer
+from circuit_census.circuits.engine.plan import Halves, Outer, unit_offsets
 from circuit_census.circuits.engine.problem import Problem
 from circuit_census.circuits.engine.structures import (
     MSE,
@@ -51,7 +51,7 @@ class PrefixPairTerms:
         self.order = decisive_first(problem, z_a, z_b, target, weight)
         self.kernel = PairTerms(
             cross=np.ascontiguousarray(cross),
-            unit_offset=np.concatenate([[0], np.cumsum(radix)[:-1]]).astype(np.int64),
+            unit_offset=unit_offsets(radix),
             radix=radix,
             norm_b=norm_b,
             root_b=np.sqrt(norm_b),

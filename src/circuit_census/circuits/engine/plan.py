@@ -194,6 +194,12 @@ def product(problem: Problem, units: Sequence[Group]) -> Group:
     return g
 
 
+def unit_offsets(radix: np.ndarray) -> np.ndarray:
+    """Where each unit's options start when the options of units with ``radix`` options
+    each are laid end to end."""
+    return np.concatenate([[0], np.cumsum(radix)[:-1]]).astype(np.int64)
+
+
 # ----------------------------------------------------------------------------- halves
 
 
